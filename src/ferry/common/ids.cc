@@ -1,0 +1,28 @@
+#include "ferry/common/ids.h"
+
+#include <random>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_format.h"
+
+namespace ferry {
+
+std::string NewRunId(const Clock& clock) {
+  thread_local std::mt19937 rng(std::random_device{}());
+  std::string t = absl::FormatTime("%Y%m%d-%H%M%S", clock.Now(), absl::UTCTimeZone());
+  return absl::StrFormat("r%s-%06x", t, rng() & 0xffffff);
+}
+
+bool IsValidName(std::string_view name) {
+  if (name.empty() || name.size() > 128) return false;
+  if (absl::StrContains(name, "..")) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    bool ok = absl::ascii_isalnum(c) || c == '_' || (i > 0 && (c == '-' || c == '.'));
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace ferry

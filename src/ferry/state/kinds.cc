@@ -1,0 +1,105 @@
+#include "ferry/state/kinds.h"
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_replace.h"
+
+namespace ferry::state {
+namespace {
+
+constexpr std::string_view kRunDiagram = R"(    queued ──> running ──> succeeded
+      │          │ │
+      │          │ └──> failed ──┐
+      │          └──> cancelling ──> cancelled
+      └──> cancelled     ^                │
+                         │   (resume)     │
+             running <───┴── failed, cancelled)";
+
+constexpr std::string_view kTaskDiagram = R"(    pending ──> queued ──> running ──> succeeded
+       │          │          │ ├──> failed
+       │          │          │ ├──> retrying ──> queued (after backoff)
+       │          │          │ └──> cancelled
+       ├──> cached (checkpoint hit)    upstream_failed, skipped, cancelled <── pending
+       └─ failed / upstream_failed / cancelled / skipped ──> pending   (resume))";
+
+}  // namespace
+
+const KindTable& PipelineRunKind() {
+  using namespace run_state;
+  static const KindTable* table = new KindTable{
+      "PipelineRun",
+      {kQueued, kRunning, kSucceeded, kFailed, kCancelling, kCancelled},
+      {kSucceeded, kFailed, kCancelled},
+      {
+          {kQueued, kRunning, "the scheduler takes the run"},
+          {kQueued, kCancelled, "cancelled before it started"},
+          {kRunning, kSucceeded, "every task succeeded, was cached or skipped"},
+          {kRunning, kFailed, "a task failed, or the process owning the run died"},
+          {kRunning, kCancelling, "`ferry cancel` or a signal: tasks are being stopped"},
+          {kCancelling, kCancelled, "every running task has stopped"},
+          {kCancelling, kFailed, "the owning process died while cancelling"},
+          {kFailed, kRunning, "`ferry run --resume`: re-run what did not succeed"},
+          {kCancelled, kRunning, "`ferry run --resume` of a cancelled run"},
+      },
+      kRunDiagram};
+  return *table;
+}
+
+const KindTable& TaskRunKind() {
+  using namespace task_state;
+  static const KindTable* table = new KindTable{
+      "TaskRun",
+      {kPending, kQueued, kRunning, kSucceeded, kCached, kRetrying, kFailed, kUpstreamFailed,
+       kSkipped, kCancelled},
+      {kSucceeded, kCached, kFailed, kUpstreamFailed, kSkipped, kCancelled},
+      {
+          {kPending, kQueued, "every upstream task is done"},
+          {kPending, kCached, "a checkpoint with the same cache key exists"},
+          {kPending, kUpstreamFailed, "an upstream task failed"},
+          {kPending, kSkipped, "not selected by --only / --from"},
+          {kPending, kCancelled, "the run was cancelled"},
+          {kQueued, kRunning, "a slot is free: an attempt starts"},
+          {kQueued, kCancelled, "the run was cancelled"},
+          {kRunning, kSucceeded, "the process exited 0; its output is checkpointed"},
+          {kRunning, kFailed, "non-zero exit, timeout, or the owning process died"},
+          {kRunning, kRetrying, "the attempt failed and retries are left"},
+          {kRunning, kCancelled, "SIGTERM, then SIGKILL after the grace period"},
+          {kRetrying, kQueued, "the backoff has elapsed"},
+          {kRetrying, kCancelled, "the run was cancelled"},
+          {kFailed, kPending, "resume"},
+          {kUpstreamFailed, kPending, "resume"},
+          {kCancelled, kPending, "resume"},
+          {kSkipped, kPending, "resume"},
+      },
+      kTaskDiagram};
+  return *table;
+}
+
+const std::vector<const KindTable*>& AllKinds() {
+  static const auto* all = new std::vector<const KindTable*>{&PipelineRunKind(), &TaskRunKind()};
+  return *all;
+}
+
+const KindTable* FindKind(std::string_view name) {
+  std::string want = absl::AsciiStrToLower(absl::StrReplaceAll(name, {{"_", ""}, {"-", ""}}));
+  for (const KindTable* k : AllKinds()) {
+    if (absl::AsciiStrToLower(k->name) == want) return k;
+  }
+  return nullptr;
+}
+
+bool IsLegal(const KindTable& kind, std::string_view from, std::string_view to) {
+  return std::any_of(kind.edges.begin(), kind.edges.end(),
+                     [&](const Edge& e) { return e.from == from && e.to == to; });
+}
+
+bool IsState(const KindTable& kind, std::string_view state) {
+  return std::find(kind.states.begin(), kind.states.end(), state) != kind.states.end();
+}
+
+bool IsTerminal(const KindTable& kind, std::string_view state) {
+  return std::find(kind.terminal.begin(), kind.terminal.end(), state) != kind.terminal.end();
+}
+
+}  // namespace ferry::state

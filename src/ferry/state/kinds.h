@@ -1,0 +1,79 @@
+#pragma once
+// Resource kinds and their state machines, as data. Every long-lived row (a pipeline run, a
+// task of a run, ...) has a `state` and a `version`; it changes only along an edge declared here,
+// through StateStore, which checks the edge and the version in one transaction. `ferry states`
+// prints these tables and docs/states.md draws them. Immutable after start-up; thread-safe.
+//
+// PipelineRun
+//
+//     queued ──> running ──> succeeded
+//       │          │ │
+//       │          │ └──> failed ──┐
+//       │          └──> cancelling ──> cancelled
+//       └──> cancelled     ^                │
+//                          │   (resume)     │
+//              running <───┴── failed, cancelled
+//
+// TaskRun (one row per task of a run; each start of its process is an attempt row)
+//
+//     pending ──> queued ──> running ──> succeeded
+//        │          │          │ ├──> failed
+//        │          │          │ ├──> retrying ──> queued (after backoff)
+//        │          │          │ └──> cancelled
+//        ├──> cached (checkpoint hit)    upstream_failed, skipped, cancelled <── pending
+//        └─ failed / upstream_failed / cancelled / skipped ──> pending   (resume)
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ferry::state {
+
+struct Edge {
+  std::string_view from;
+  std::string_view to;
+  std::string_view why;  // when the edge is taken, for `ferry states` and the docs
+};
+
+struct KindTable {
+  std::string_view name;                  // "PipelineRun"
+  std::vector<std::string_view> states;   // main path first
+  std::vector<std::string_view> terminal; // states with no work left (resume edges aside)
+  std::vector<Edge> edges;
+  std::string_view diagram;               // the ASCII drawing above
+};
+
+namespace run_state {
+inline constexpr std::string_view kQueued = "queued";
+inline constexpr std::string_view kRunning = "running";
+inline constexpr std::string_view kSucceeded = "succeeded";
+inline constexpr std::string_view kFailed = "failed";
+inline constexpr std::string_view kCancelling = "cancelling";
+inline constexpr std::string_view kCancelled = "cancelled";
+}  // namespace run_state
+
+namespace task_state {
+inline constexpr std::string_view kPending = "pending";
+inline constexpr std::string_view kQueued = "queued";
+inline constexpr std::string_view kRunning = "running";
+inline constexpr std::string_view kSucceeded = "succeeded";
+inline constexpr std::string_view kCached = "cached";
+inline constexpr std::string_view kRetrying = "retrying";
+inline constexpr std::string_view kFailed = "failed";
+inline constexpr std::string_view kUpstreamFailed = "upstream_failed";
+inline constexpr std::string_view kSkipped = "skipped";
+inline constexpr std::string_view kCancelled = "cancelled";
+}  // namespace task_state
+
+const KindTable& PipelineRunKind();
+const KindTable& TaskRunKind();
+const std::vector<const KindTable*>& AllKinds();
+
+// Case-insensitive lookup by name ("pipelinerun", "PipelineRun", "task_run" all work); null if none.
+const KindTable* FindKind(std::string_view name);
+
+bool IsLegal(const KindTable& kind, std::string_view from, std::string_view to);
+bool IsState(const KindTable& kind, std::string_view state);
+bool IsTerminal(const KindTable& kind, std::string_view state);
+
+}  // namespace ferry::state
