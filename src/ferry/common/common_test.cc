@@ -28,8 +28,8 @@ TEST(UnitsTest, Durations) {
   EXPECT_EQ(*ParseDuration("1.5"), absl::Milliseconds(1500));
   EXPECT_FALSE(ParseDuration("ten").ok());
   EXPECT_FALSE(ParseDuration("10y").ok());
-  EXPECT_EQ(FormatDuration(absl::Milliseconds(340)), "340ms");
-  EXPECT_EQ(FormatDuration(absl::Seconds(125)), "2m05s");
+  EXPECT_EQ(HumanDuration(absl::Milliseconds(340)), "340ms");
+  EXPECT_EQ(HumanDuration(absl::Seconds(125)), "2m05s");
 }
 
 TEST(UnitsTest, Bytes) {

@@ -10,14 +10,14 @@
 #include <filesystem>
 #include <random>
 
-#include "absl/strings/str_cat.h"
+#include "fmt/format.h"
 
 namespace ferry {
 namespace {
 
 absl::Status ErrnoError(std::string_view what, const std::string& path) {
   int e = errno;
-  std::string msg = absl::StrCat(what, " ", path, ": ", std::strerror(e));
+  std::string msg = fmt::format("{} {}: {}", what, path, std::strerror(e));
   if (e == ENOENT) return absl::NotFoundError(msg);
   if (e == EACCES || e == EPERM) return absl::PermissionDeniedError(msg);
   return absl::InternalError(msg);
@@ -47,7 +47,7 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 
 absl::Status WriteFileAtomic(const std::string& path, std::string_view data, bool durable) {
   thread_local std::mt19937_64 rng(std::random_device{}());
-  std::string tmp = absl::StrCat(path, ".tmp.", ::getpid(), ".", rng());
+  std::string tmp = fmt::format("{}.tmp.{}.{}", path, ::getpid(), rng());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoError("cannot create", tmp);
   size_t off = 0;
@@ -80,7 +80,7 @@ absl::Status WriteFileAtomic(const std::string& path, std::string_view data, boo
 absl::Status MakeDirs(const std::string& path) {
   std::error_code ec;
   std::filesystem::create_directories(path, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot create folder ", path, ": ", ec.message()));
+  if (ec) return absl::InternalError(fmt::format("cannot create folder {}: {}", path, ec.message()));
   return absl::OkStatus();
 }
 
@@ -92,7 +92,7 @@ bool PathExists(const std::string& path) {
 absl::Status RemoveAll(const std::string& path) {
   std::error_code ec;
   std::filesystem::remove_all(path, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot remove ", path, ": ", ec.message()));
+  if (ec) return absl::InternalError(fmt::format("cannot remove {}: {}", path, ec.message()));
   return absl::OkStatus();
 }
 
@@ -106,7 +106,7 @@ absl::StatusOr<std::vector<std::string>> ListFilesRecursive(const std::string& d
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (it->is_regular_file(ec)) out.push_back(fs::relative(it->path(), dir, ec).string());
   }
-  if (ec) return absl::InternalError(absl::StrCat("cannot list ", dir, ": ", ec.message()));
+  if (ec) return absl::InternalError(fmt::format("cannot list {}: {}", dir, ec.message()));
   std::sort(out.begin(), out.end());
   return out;
 }

@@ -7,7 +7,7 @@
 #include <fstream>
 
 #include "absl/status/status.h"
-#include "absl/strings/str_cat.h"
+#include "fmt/format.h"
 #include "ferry/common/status.h"
 
 namespace ferry {
@@ -29,7 +29,7 @@ void Sha256::Update(std::string_view data) {
 }
 
 void Sha256::Field(std::string_view data) {
-  std::string len = absl::StrCat(data.size(), ":");
+  std::string len = fmt::format("{}:", data.size());
   Update(len);
   Update(data);
 }
@@ -57,7 +57,7 @@ std::string Sha256Hex(std::string_view data) {
 absl::StatusOr<std::string> Sha256File(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return absl::NotFoundError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
+    return absl::NotFoundError(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
   }
   Sha256 h;
   char buf[1 << 16];

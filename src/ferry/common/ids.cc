@@ -2,24 +2,25 @@
 
 #include <random>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
-#include "absl/strings/str_format.h"
+#include <cctype>
+
+#include "absl/time/time.h"
+#include "fmt/format.h"
 
 namespace ferry {
 
 std::string NewRunId(const Clock& clock) {
   thread_local std::mt19937 rng(std::random_device{}());
   std::string t = absl::FormatTime("%Y%m%d-%H%M%S", clock.Now(), absl::UTCTimeZone());
-  return absl::StrFormat("r%s-%06x", t, rng() & 0xffffff);
+  return fmt::format("r{}-{:06x}", t, rng() & 0xffffff);
 }
 
 bool IsValidName(std::string_view name) {
   if (name.empty() || name.size() > 128) return false;
-  if (absl::StrContains(name, "..")) return false;
+  if (name.find("..") != std::string_view::npos) return false;
   for (size_t i = 0; i < name.size(); ++i) {
     char c = name[i];
-    bool ok = absl::ascii_isalnum(c) || c == '_' || (i > 0 && (c == '-' || c == '.'));
+    bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '_' || (i > 0 && (c == '-' || c == '.'));
     if (!ok) return false;
   }
   return true;

@@ -2,22 +2,29 @@
 
 #include <cmath>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
+#include <cctype>
+#include <charconv>
+
+#include "fmt/format.h"
 
 namespace ferry {
 namespace {
 
 // Splits "12.5ms" into 12.5 and "ms".
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
 bool SplitNumber(std::string_view text, double* value, std::string_view* unit) {
-  text = absl::StripAsciiWhitespace(text);
+  text = Trim(text);
   size_t i = 0;
-  while (i < text.size() && (absl::ascii_isdigit(text[i]) || text[i] == '.')) ++i;
+  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
   if (i == 0) return false;
-  if (!absl::SimpleAtod(text.substr(0, i), value)) return false;
-  *unit = absl::StripAsciiWhitespace(text.substr(i));
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + i, *value);
+  if (ec != std::errc() || ptr != text.data() + i) return false;
+  *unit = Trim(text.substr(i));
   return true;
 }
 
@@ -27,8 +34,8 @@ absl::StatusOr<absl::Duration> ParseDuration(std::string_view text) {
   double v;
   std::string_view unit;
   if (!SplitNumber(text, &v, &unit)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "'", text, "' is not a duration; write a number with a unit: 500ms, 30s, 10m, 2h, 1d"));
+    return absl::InvalidArgumentError(fmt::format(
+        "'{}' is not a duration; write a number with a unit: 500ms, 30s, 10m, 2h, 1d", text));
   }
   double seconds;
   if (unit.empty() || unit == "s") seconds = v;
@@ -37,8 +44,8 @@ absl::StatusOr<absl::Duration> ParseDuration(std::string_view text) {
   else if (unit == "h") seconds = v * 3600;
   else if (unit == "d") seconds = v * 86400;
   else {
-    return absl::InvalidArgumentError(absl::StrCat("unknown duration unit '", unit, "' in '", text,
-                                                   "'; use ms, s, m, h or d"));
+    return absl::InvalidArgumentError(
+        fmt::format("unknown duration unit '{}' in '{}'; use ms, s, m, h or d", unit, text));
   }
   return absl::Milliseconds(std::llround(seconds * 1000));
 }
@@ -48,7 +55,7 @@ absl::StatusOr<int64_t> ParseBytes(std::string_view text) {
   std::string_view unit;
   if (!SplitNumber(text, &v, &unit)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("'", text, "' is not a size; write e.g. 512Mi, 2Gi, 1G or a number of bytes"));
+        fmt::format("'{}' is not a size; write e.g. 512Mi, 2Gi, 1G or a number of bytes", text));
   }
   double mult;
   if (unit.empty() || unit == "B") mult = 1;
@@ -61,18 +68,18 @@ absl::StatusOr<int64_t> ParseBytes(std::string_view text) {
   else if (unit == "Ti") mult = 1024.0 * 1024 * 1024 * 1024;
   else {
     return absl::InvalidArgumentError(
-        absl::StrCat("unknown size unit '", unit, "' in '", text, "'; use k, M, G, Ki, Mi, Gi, Ti"));
+        fmt::format("unknown size unit '{}' in '{}'; use k, M, G, Ki, Mi, Gi, Ti", unit, text));
   }
   return static_cast<int64_t>(std::llround(v * mult));
 }
 
-std::string FormatDuration(absl::Duration d) {
+std::string HumanDuration(absl::Duration d) {
   double s = absl::ToDoubleSeconds(d);
-  if (s < 1) return absl::StrFormat("%.0fms", s * 1000);
-  if (s < 60) return absl::StrFormat("%.1fs", s);
+  if (s < 1) return fmt::format("{:.0f}ms", s * 1000);
+  if (s < 60) return fmt::format("{:.1f}s", s);
   int64_t total = static_cast<int64_t>(s);
-  if (total < 3600) return absl::StrFormat("%dm%02ds", total / 60, total % 60);
-  return absl::StrFormat("%dh%02dm", total / 3600, (total % 3600) / 60);
+  if (total < 3600) return fmt::format("{}m{:02d}s", total / 60, total % 60);
+  return fmt::format("{}h{:02d}m", total / 3600, (total % 3600) / 60);
 }
 
 }  // namespace ferry

@@ -13,6 +13,6 @@ namespace ferry {
 
 absl::StatusOr<absl::Duration> ParseDuration(std::string_view text);
 absl::StatusOr<int64_t> ParseBytes(std::string_view text);
-std::string FormatDuration(absl::Duration d);  // "1.2s", "340ms", "2m05s"
+std::string HumanDuration(absl::Duration d);  // "1.2s", "340ms", "2m05s"
 
 }  // namespace ferry

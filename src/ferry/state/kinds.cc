@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/str_replace.h"
+#include <cctype>
+#include <string>
 
 namespace ferry::state {
 namespace {
@@ -82,9 +82,16 @@ const std::vector<const KindTable*>& AllKinds() {
 }
 
 const KindTable* FindKind(std::string_view name) {
-  std::string want = absl::AsciiStrToLower(absl::StrReplaceAll(name, {{"_", ""}, {"-", ""}}));
+  auto fold = [](std::string_view s) {
+    std::string out;
+    for (char c : s) {
+      if (c != '_' && c != '-') out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    }
+    return out;
+  };
+  std::string want = fold(name);
   for (const KindTable* k : AllKinds()) {
-    if (absl::AsciiStrToLower(k->name) == want) return k;
+    if (fold(k->name) == want) return k;
   }
   return nullptr;
 }
