@@ -12,8 +12,23 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include <string_view>
+
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "fmt/format.h"
+
+#ifndef ABSL_USES_STD_STRING_VIEW
+// Debian's abseil has its own string_view (Status::message() returns one): let fmt print it.
+template <>
+struct fmt::formatter<absl::string_view> : fmt::formatter<std::string_view> {
+  template <typename FormatContext>
+  auto format(absl::string_view s, FormatContext& ctx) const {
+    return fmt::formatter<std::string_view>::format(std::string_view(s.data(), s.size()), ctx);
+  }
+};
+#endif
 
 #define FERRY_INTERNAL_CONCAT2(a, b) a##b
 #define FERRY_INTERNAL_CONCAT(a, b) FERRY_INTERNAL_CONCAT2(a, b)

@@ -6,10 +6,11 @@
 //
 // Example (ferry.yaml; every key is optional):
 //   name: churn
-//   state: sqlite:///.ferry/state.db   # default; sqlite:///relative/path is project-relative
-//   lake: file://.ferry/lake            # default
+//   state: sqlite://.ferry/state.db     # default; sqlite://relative/path is project-relative,
+//                                       # sqlite:///absolute/path is absolute
+//   lake: file://.ferry/lake            # default; file:// paths work the same way
 //   executor: { kind: local, max_parallel: 2, kill_grace: 10s }
-//   connections: { crm: { uri: "sqlite:///data/crm.db" } }
+//   connections: { crm: { uri: "sqlite://data/crm.db" } }   # or just  crm: sqlite://data/crm.db
 //   params: { since: "2026-01-01" }
 //   templates: { small: { cpu: 1, memory: 512Mi, timeout: 10m, retries: 2 } }
 
@@ -26,7 +27,7 @@ namespace ferry::config {
 
 struct Connection {
   std::string name;
-  std::string uri;
+  std::string uri;  // sqlite:// paths made absolute like state_uri; other URIs as written
   SourceLoc loc;
 };
 

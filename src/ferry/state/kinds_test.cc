@@ -1,1 +1,149 @@
-// placeholder
+#include "ferry/state/kinds.h"
+
+#include <set>
+#include <string_view>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace ferry::state {
+namespace {
+
+std::set<std::string_view> ReachableFromInitial(const KindTable& kind) {
+  std::set<std::string_view> seen = {kind.states.front()};
+  std::vector<std::string_view> frontier = {kind.states.front()};
+  while (!frontier.empty()) {
+    std::string_view s = frontier.back();
+    frontier.pop_back();
+    for (const Edge& e : kind.edges) {
+      if (e.from == s && seen.insert(e.to).second) frontier.push_back(e.to);
+    }
+  }
+  return seen;
+}
+
+class KindTableTest : public ::testing::TestWithParam<const KindTable*> {};
+
+TEST_P(KindTableTest, StatesAreUniqueAndNamed) {
+  const KindTable& kind = *GetParam();
+  EXPECT_FALSE(kind.name.empty());
+  EXPECT_FALSE(kind.diagram.empty());
+  ASSERT_FALSE(kind.states.empty());
+  std::set<std::string_view> unique(kind.states.begin(), kind.states.end());
+  EXPECT_EQ(unique.size(), kind.states.size());
+  for (std::string_view s : kind.states) EXPECT_FALSE(s.empty());
+}
+
+TEST_P(KindTableTest, EveryEdgeJoinsDeclaredStatesOnce) {
+  const KindTable& kind = *GetParam();
+  std::set<std::pair<std::string_view, std::string_view>> seen;
+  for (const Edge& e : kind.edges) {
+    SCOPED_TRACE(testing::Message() << e.from << " -> " << e.to);
+    EXPECT_TRUE(IsState(kind, e.from));
+    EXPECT_TRUE(IsState(kind, e.to));
+    EXPECT_NE(e.from, e.to);
+    EXPECT_FALSE(e.why.empty());
+    EXPECT_TRUE(seen.insert({e.from, e.to}).second) << "duplicate edge";
+  }
+}
+
+TEST_P(KindTableTest, TerminalStatesAreDeclared) {
+  const KindTable& kind = *GetParam();
+  EXPECT_FALSE(kind.terminal.empty());
+  for (std::string_view s : kind.terminal) {
+    EXPECT_TRUE(IsState(kind, s)) << s;
+    EXPECT_TRUE(IsTerminal(kind, s)) << s;
+  }
+  EXPECT_FALSE(IsTerminal(kind, kind.states.front()));
+}
+
+TEST_P(KindTableTest, EveryStateIsReachableFromTheInitialOne) {
+  const KindTable& kind = *GetParam();
+  const std::set<std::string_view> reachable = ReachableFromInitial(kind);
+  for (std::string_view s : kind.states) EXPECT_TRUE(reachable.contains(s)) << s;
+}
+
+TEST_P(KindTableTest, OnlyTerminalStatesAreDeadEnds) {
+  // A live row must always have somewhere to go; terminal ones leave only to resume.
+  const KindTable& kind = *GetParam();
+  for (std::string_view s : kind.states) {
+    if (IsTerminal(kind, s)) continue;
+    bool has_exit = false;
+    for (const Edge& e : kind.edges) has_exit = has_exit || e.from == s;
+    EXPECT_TRUE(has_exit) << s;
+  }
+}
+
+TEST_P(KindTableTest, IsLegalMatchesTheEdgesExactly) {
+  const KindTable& kind = *GetParam();
+  int legal = 0;
+  for (std::string_view from : kind.states) {
+    for (std::string_view to : kind.states) {
+      if (IsLegal(kind, from, to)) ++legal;
+    }
+    EXPECT_FALSE(IsLegal(kind, from, "bogus"));
+    EXPECT_FALSE(IsLegal(kind, "bogus", from));
+    EXPECT_FALSE(IsLegal(kind, from, from)) << "no self-loops";
+  }
+  EXPECT_EQ(legal, static_cast<int>(kind.edges.size()));
+}
+
+INSTANTIATE_TEST_SUITE_P(AllKinds, KindTableTest, ::testing::ValuesIn(AllKinds()),
+                         [](const ::testing::TestParamInfo<const KindTable*>& info) {
+                           return std::string(info.param->name);
+                         });
+
+TEST(KindsTest, AllKindsHasBothWithDistinctNames) {
+  ASSERT_EQ(AllKinds().size(), 2u);
+  EXPECT_EQ(AllKinds()[0], &PipelineRunKind());
+  EXPECT_EQ(AllKinds()[1], &TaskRunKind());
+  EXPECT_EQ(PipelineRunKind().name, "PipelineRun");
+  EXPECT_EQ(TaskRunKind().name, "TaskRun");
+}
+
+TEST(KindsTest, FindKindFoldsCaseAndSeparators) {
+  EXPECT_EQ(FindKind("PipelineRun"), &PipelineRunKind());
+  EXPECT_EQ(FindKind("pipelinerun"), &PipelineRunKind());
+  EXPECT_EQ(FindKind("pipeline_run"), &PipelineRunKind());
+  EXPECT_EQ(FindKind("PIPELINE-RUN"), &PipelineRunKind());
+  EXPECT_EQ(FindKind("task_run"), &TaskRunKind());
+  EXPECT_EQ(FindKind("TaskRun"), &TaskRunKind());
+  EXPECT_EQ(FindKind("taskruns"), nullptr);
+  EXPECT_EQ(FindKind("model"), nullptr);
+  EXPECT_EQ(FindKind(""), nullptr);
+}
+
+TEST(KindsTest, PipelineRunSamples) {
+  const KindTable& k = PipelineRunKind();
+  EXPECT_EQ(k.states.front(), run_state::kQueued);
+  EXPECT_TRUE(IsLegal(k, run_state::kQueued, run_state::kRunning));
+  EXPECT_TRUE(IsLegal(k, run_state::kRunning, run_state::kCancelling));
+  EXPECT_TRUE(IsLegal(k, run_state::kFailed, run_state::kRunning));  // resume
+  EXPECT_FALSE(IsLegal(k, run_state::kRunning, run_state::kQueued));
+  EXPECT_FALSE(IsLegal(k, run_state::kSucceeded, run_state::kRunning));
+  EXPECT_FALSE(IsLegal(k, run_state::kQueued, run_state::kSucceeded));
+  EXPECT_FALSE(IsLegal(k, run_state::kCancelled, run_state::kCancelling));
+  EXPECT_TRUE(IsTerminal(k, run_state::kSucceeded));
+  EXPECT_FALSE(IsTerminal(k, run_state::kCancelling));
+  EXPECT_FALSE(IsState(k, "pending"));
+}
+
+TEST(KindsTest, TaskRunSamples) {
+  const KindTable& k = TaskRunKind();
+  EXPECT_EQ(k.states.front(), task_state::kPending);
+  EXPECT_TRUE(IsLegal(k, task_state::kPending, task_state::kCached));
+  EXPECT_TRUE(IsLegal(k, task_state::kRunning, task_state::kRetrying));
+  EXPECT_TRUE(IsLegal(k, task_state::kRetrying, task_state::kQueued));
+  EXPECT_TRUE(IsLegal(k, task_state::kFailed, task_state::kPending));
+  EXPECT_FALSE(IsLegal(k, task_state::kFailed, task_state::kSucceeded));
+  EXPECT_FALSE(IsLegal(k, task_state::kPending, task_state::kRunning));
+  EXPECT_FALSE(IsLegal(k, task_state::kSucceeded, task_state::kPending));
+  EXPECT_FALSE(IsLegal(k, task_state::kCached, task_state::kPending));
+  EXPECT_TRUE(IsTerminal(k, task_state::kCached));
+  EXPECT_FALSE(IsTerminal(k, task_state::kRetrying));
+  EXPECT_TRUE(IsState(k, task_state::kUpstreamFailed));
+  EXPECT_FALSE(IsState(k, "Pending"));
+}
+
+}  // namespace
+}  // namespace ferry::state

@@ -1,1 +1,1010 @@
-// placeholder
+#include "ferry/state/sqlite_state_store.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <iterator>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "ferry/common/status.h"
+#include "ferry/state/kinds.h"
+#include "fmt/format.h"
+
+namespace ferry::state {
+namespace {
+
+constexpr int kBusyTimeoutMs = 10'000;
+// How many times BEGIN IMMEDIATE (and the switch to WAL) is tried when the lock stays taken past
+// the busy timeout: a long checkpoint or a burst of writers, not a stuck process.
+constexpr int kBusyAttempts = 3;
+
+std::string DatabaseName(sqlite3* db) {
+  const char* name = db == nullptr ? nullptr : sqlite3_db_filename(db, "main");
+  return name == nullptr || *name == '\0' ? "sqlite database" : name;
+}
+
+// A SQLite result code as a canonical Status naming the database and what was being done.
+absl::Status SqliteError(sqlite3* db, int rc, std::string_view what,
+                         std::string_view subject = {}) {
+  std::string detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  std::string message = fmt::format("{}: {}{}{}: {}", DatabaseName(db), what,
+                                    subject.empty() ? "" : " ", subject, detail);
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return absl::UnavailableError(
+          fmt::format("{} (another process kept the database locked for over {} s; try again)",
+                      message, kBusyTimeoutMs / 1000));
+    case SQLITE_CONSTRAINT:
+      return absl::FailedPreconditionError(message);
+    case SQLITE_CANTOPEN:
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+      return absl::FailedPreconditionError(
+          fmt::format("{} (check that the folder exists and is writable)", message));
+    case SQLITE_FULL:
+      return absl::ResourceExhaustedError(message);
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return absl::DataLossError(message);
+    case SQLITE_IOERR:
+      return absl::UnavailableError(message);
+    default:
+      return absl::InternalError(message);
+  }
+}
+
+}  // namespace
+
+namespace sqlite_internal {
+
+enum class Query : int {
+  // Transaction control; prepared before the schema exists.
+  kBegin,
+  kCommit,
+  kRollback,
+  // The schema version; prepared once the schema_version table exists.
+  kSchemaVersion,
+  kRecordSchemaVersion,
+  // Everything else; prepared after migration.
+  kInsertRun,
+  kFirstData = kInsertRun,
+  kGetRun,
+  kRunState,
+  kLiveRunWithKey,
+  kListRuns,
+  kListRunsOfPipeline,
+  kUpdateRun,
+  kInsertTask,
+  kGetTasks,
+  kTaskState,
+  kUpdateTask,
+  kOpenAttempt,
+  kCloseAttempt,
+  kSetAttemptPid,
+  kSetTaskPid,
+  kGetAttempts,
+  kInsertEvent,
+  kGetEvents,
+  kGetAllEvents,
+  kPutCheckpoint,
+  kGetCheckpoint,
+  kLast = kGetCheckpoint,
+};
+
+class Statement {
+ public:
+  explicit Statement(sqlite3_stmt* s) : s_(s) {}
+  Statement(Statement&& other) noexcept : s_(std::exchange(other.s_, nullptr)) {}
+  Statement& operator=(Statement&&) = delete;
+  ~Statement() {
+    if (s_ == nullptr) return;
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+
+  // Binders; `i` is the 1-based parameter number (?i). The text is copied.
+  Statement& Text(int i, std::string_view v) {
+    // SQLite binds a null pointer as NULL; an empty view is the empty string here.
+    const char* data = v.data() != nullptr ? v.data() : "";
+    return Check(sqlite3_bind_text64(s_, i, data, v.size(), SQLITE_TRANSIENT, SQLITE_UTF8));
+  }
+  Statement& Int(int i, int64_t v) { return Check(sqlite3_bind_int64(s_, i, v)); }
+  Statement& Null(int i) { return Check(sqlite3_bind_null(s_, i)); }
+  // InfinitePast is stored as NULL.
+  Statement& Time(int i, absl::Time t) {
+    return t == absl::InfinitePast() ? Null(i) : Int(i, absl::ToUnixMicros(t));
+  }
+  // Optional values: NULL when unset (the UPDATEs keep the column with COALESCE).
+  Statement& OptText(int i, const std::optional<std::string>& v) {
+    return v.has_value() ? Text(i, *v) : Null(i);
+  }
+  template <typename T>
+  Statement& OptInt(int i, const std::optional<T>& v) {
+    return v.has_value() ? Int(i, static_cast<int64_t>(*v)) : Null(i);
+  }
+  Statement& OptTime(int i, const std::optional<absl::Time>& v) {
+    return v.has_value() ? Time(i, *v) : Null(i);
+  }
+
+  // SQLITE_ROW, SQLITE_DONE, or an (extended) error code.
+  int Step() { return sqlite3_step(s_); }
+  // True when a row is ready, false when done.
+  // `what` and `subject` ("cannot update", "r1/train") name the failure; they are only
+  // formatted when there is one.
+  absl::StatusOr<bool> Next(std::string_view what, std::string_view subject = {}) {
+    int rc = Step();
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return SqliteError(sqlite3_db_handle(s_), rc, what, subject);
+  }
+  // Runs a statement that returns no rows.
+  absl::Status Run(std::string_view what, std::string_view subject = {}) {
+    int rc = Step();
+    if (rc == SQLITE_DONE) return absl::OkStatus();
+    return SqliteError(sqlite3_db_handle(s_), rc, what, subject);
+  }
+  int Changes() const { return sqlite3_changes(sqlite3_db_handle(s_)); }
+
+  // Column readers; `c` is 0-based.
+  std::string ColText(int c) const {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, c));
+    return p == nullptr ? std::string() : std::string(p, sqlite3_column_bytes(s_, c));
+  }
+  int64_t ColInt(int c) const { return sqlite3_column_int64(s_, c); }
+  absl::Time ColTime(int c) const {
+    return sqlite3_column_type(s_, c) == SQLITE_NULL ? absl::InfinitePast()
+                                                     : absl::FromUnixMicros(ColInt(c));
+  }
+
+ private:
+  // A failed bind is a bug of ours (wrong index) or out of memory.
+  Statement& Check(int rc) {
+    FERRY_CHECK(rc == SQLITE_OK);
+    return *this;
+  }
+
+  sqlite3_stmt* s_;
+};
+
+class WriteTransaction {
+ public:
+  WriteTransaction(sqlite3_stmt* commit, sqlite3_stmt* rollback)
+      : commit_(commit), rollback_(rollback) {}
+  WriteTransaction(WriteTransaction&& other) noexcept
+      : commit_(std::exchange(other.commit_, nullptr)),
+        rollback_(std::exchange(other.rollback_, nullptr)) {}
+  WriteTransaction& operator=(WriteTransaction&&) = delete;
+  // Rolls back unless committed. A failed statement may have ended the transaction already;
+  // ROLLBACK then reports "no transaction is active", which is fine.
+  ~WriteTransaction() {
+    if (rollback_ != nullptr) Statement(rollback_).Step();
+  }
+
+  absl::Status Commit() {
+    FERRY_RETURN_IF_ERROR(Statement(commit_).Run("cannot commit"));
+    rollback_ = nullptr;
+    return absl::OkStatus();
+  }
+
+ private:
+  sqlite3_stmt* commit_;
+  sqlite3_stmt* rollback_;
+};
+
+}  // namespace sqlite_internal
+
+namespace {
+
+using sqlite_internal::Query;
+using sqlite_internal::Statement;
+using sqlite_internal::WriteTransaction;
+
+// The live states of a PipelineRun: the non-terminal ones of PipelineRunKind(). They are spelled
+// out in the unique index below and in kLiveRunWithKey, which must match it for SQLite to use it.
+#define FERRY_LIVE_RUN_STATES "('queued', 'running', 'cancelling')"
+
+struct Migration {
+  int version;
+  const char* sql;
+};
+
+// Applied in order, each in its own transaction; never edit a step once released, add one.
+constexpr Migration kMigrations[] = {
+    {1, R"sql(
+CREATE TABLE pipeline_runs (
+  id TEXT NOT NULL PRIMARY KEY,
+  pipeline TEXT NOT NULL,
+  pipeline_file TEXT NOT NULL DEFAULT '',
+  state TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  idempotency_key TEXT NOT NULL DEFAULT '',
+  params_json TEXT NOT NULL DEFAULT '',
+  spec_json TEXT NOT NULL DEFAULT '',
+  owner_pid INTEGER NOT NULL DEFAULT 0,
+  owner_host TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  started_at INTEGER,
+  finished_at INTEGER,
+  message TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX pipeline_runs_by_created ON pipeline_runs (created_at);
+CREATE INDEX pipeline_runs_by_pipeline ON pipeline_runs (pipeline, created_at);
+CREATE UNIQUE INDEX pipeline_runs_one_live_per_key ON pipeline_runs (pipeline, idempotency_key)
+  WHERE idempotency_key <> '' AND state IN )sql" FERRY_LIVE_RUN_STATES R"sql(;
+
+CREATE TABLE task_runs (
+  run_id TEXT NOT NULL REFERENCES pipeline_runs (id),
+  task TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  pid INTEGER NOT NULL DEFAULT 0,
+  exit_code INTEGER NOT NULL DEFAULT 0,
+  cache_key TEXT NOT NULL DEFAULT '',
+  output_uri TEXT NOT NULL DEFAULT '',
+  output_hash TEXT NOT NULL DEFAULT '',
+  queued_at INTEGER,
+  started_at INTEGER,
+  finished_at INTEGER,
+  retry_at INTEGER,
+  message TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (run_id, task)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX task_runs_in_creation_order ON task_runs (run_id, seq);
+
+CREATE TABLE task_attempts (
+  run_id TEXT NOT NULL,
+  task TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  pid INTEGER NOT NULL DEFAULT 0,
+  started_at INTEGER NOT NULL,
+  finished_at INTEGER,
+  outcome TEXT NOT NULL DEFAULT '',
+  exit_code INTEGER NOT NULL DEFAULT 0,
+  log_uri TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (run_id, task, attempt),
+  FOREIGN KEY (run_id, task) REFERENCES task_runs (run_id, task)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX task_attempts_one_live ON task_attempts (run_id, task)
+  WHERE finished_at IS NULL;
+
+CREATE TABLE events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind TEXT NOT NULL,
+  resource TEXT NOT NULL,
+  from_state TEXT NOT NULL,
+  to_state TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  actor TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  at INTEGER NOT NULL
+);
+CREATE INDEX events_by_resource ON events (resource, seq);
+
+CREATE TABLE checkpoints (
+  cache_key TEXT NOT NULL PRIMARY KEY,
+  pipeline TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  task TEXT NOT NULL,
+  output_uri TEXT NOT NULL,
+  output_hash TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+)sql"},
+};
+
+#define FERRY_RUN_COLUMNS                                                                  \
+  "id, pipeline, pipeline_file, state, version, idempotency_key, params_json, spec_json, " \
+  "owner_pid, owner_host, created_at, started_at, finished_at, message"
+#define FERRY_TASK_COLUMNS                                                          \
+  "run_id, task, state, version, attempts, pid, exit_code, cache_key, output_uri, " \
+  "output_hash, queued_at, started_at, finished_at, retry_at, message"
+
+// Every statement is a constant; values only ever reach SQLite through sqlite3_bind_*.
+const char* Sql(Query q) {
+  switch (q) {
+    case Query::kBegin:
+      return "BEGIN IMMEDIATE";
+    case Query::kCommit:
+      return "COMMIT";
+    case Query::kRollback:
+      return "ROLLBACK";
+    case Query::kSchemaVersion:
+      return "SELECT COALESCE(MAX(version), 0) FROM schema_version";
+    case Query::kRecordSchemaVersion:
+      return "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)";
+    case Query::kInsertRun:
+      return "INSERT INTO pipeline_runs (id, pipeline, pipeline_file, state, version, "
+             "idempotency_key, params_json, spec_json, created_at) "
+             "VALUES (?1, ?2, ?3, 'queued', 1, ?4, ?5, ?6, ?7)";
+    case Query::kGetRun:
+      return "SELECT " FERRY_RUN_COLUMNS " FROM pipeline_runs WHERE id = ?1";
+    case Query::kRunState:
+      return "SELECT state, version FROM pipeline_runs WHERE id = ?1";
+    case Query::kLiveRunWithKey:
+      return "SELECT " FERRY_RUN_COLUMNS
+             " FROM pipeline_runs "
+             "WHERE pipeline = ?1 AND idempotency_key = ?2 AND idempotency_key <> '' "
+             "AND state IN " FERRY_LIVE_RUN_STATES;
+    case Query::kListRuns:
+      return "SELECT " FERRY_RUN_COLUMNS
+             " FROM pipeline_runs "
+             "ORDER BY created_at DESC, rowid DESC LIMIT ?1";
+    case Query::kListRunsOfPipeline:
+      return "SELECT " FERRY_RUN_COLUMNS
+             " FROM pipeline_runs WHERE pipeline = ?1 "
+             "ORDER BY created_at DESC, rowid DESC LIMIT ?2";
+    case Query::kUpdateRun:
+      // ?2: now when entering running (kept after the first time), ?3: now when entering a
+      // terminal state, else NULL. NULL in ?4..?6 keeps the column.
+      return "UPDATE pipeline_runs SET state = ?1, version = version + 1, "
+             "started_at = COALESCE(started_at, ?2), finished_at = ?3, "
+             "owner_pid = COALESCE(?4, owner_pid), owner_host = COALESCE(?5, owner_host), "
+             "message = COALESCE(?6, message) "
+             "WHERE id = ?7 AND state = ?8 AND version = ?9 RETURNING " FERRY_RUN_COLUMNS;
+    case Query::kInsertTask:
+      return "INSERT INTO task_runs (run_id, task, seq, state, version) "
+             "VALUES (?1, ?2, ?3, 'pending', 1)";
+    case Query::kGetTasks:
+      return "SELECT " FERRY_TASK_COLUMNS " FROM task_runs WHERE run_id = ?1 ORDER BY seq";
+    case Query::kTaskState:
+      return "SELECT state, version FROM task_runs WHERE run_id = ?1 AND task = ?2";
+    case Query::kUpdateTask:
+      // ?2: 1 when entering running (a new attempt), ?3: 1 when leaving it (no live process),
+      // ?10/?11: now when entering queued/running, ?12: now when entering a terminal state, else
+      // NULL. NULL in ?4..?9 keeps the column.
+      return "UPDATE task_runs SET state = ?1, version = version + 1, "
+             "attempts = attempts + ?2, pid = CASE WHEN ?3 THEN 0 ELSE pid END, "
+             "exit_code = COALESCE(?4, exit_code), cache_key = COALESCE(?5, cache_key), "
+             "output_uri = COALESCE(?6, output_uri), output_hash = COALESCE(?7, output_hash), "
+             "message = COALESCE(?8, message), retry_at = COALESCE(?9, retry_at), "
+             "queued_at = COALESCE(?10, queued_at), started_at = COALESCE(?11, started_at), "
+             "finished_at = ?12 "
+             "WHERE run_id = ?13 AND task = ?14 AND state = ?15 AND version = ?16 "
+             "RETURNING " FERRY_TASK_COLUMNS;
+    case Query::kOpenAttempt:
+      return "INSERT INTO task_attempts (run_id, task, attempt, started_at, log_uri) "
+             "VALUES (?1, ?2, ?3, ?4, ?5)";
+    case Query::kCloseAttempt:
+      return "UPDATE task_attempts SET finished_at = ?1, outcome = ?2, "
+             "exit_code = COALESCE(?3, exit_code) "
+             "WHERE run_id = ?4 AND task = ?5 AND finished_at IS NULL";
+    case Query::kSetAttemptPid:
+      return "UPDATE task_attempts SET pid = ?1 "
+             "WHERE run_id = ?2 AND task = ?3 AND finished_at IS NULL";
+    case Query::kSetTaskPid:
+      return "UPDATE task_runs SET pid = ?1 WHERE run_id = ?2 AND task = ?3";
+    case Query::kGetAttempts:
+      return "SELECT run_id, task, attempt, pid, started_at, finished_at, outcome, exit_code, "
+             "log_uri FROM task_attempts WHERE run_id = ?1 AND task = ?2 ORDER BY attempt";
+    case Query::kInsertEvent:
+      return "INSERT INTO events (kind, resource, from_state, to_state, version, actor, reason, "
+             "at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    case Query::kGetEvents:
+      return "SELECT seq, kind, resource, from_state, to_state, version, actor, reason, at "
+             "FROM events WHERE resource = ?1 ORDER BY seq";
+    case Query::kGetAllEvents:
+      return "SELECT seq, kind, resource, from_state, to_state, version, actor, reason, at "
+             "FROM events ORDER BY seq";
+    case Query::kPutCheckpoint:
+      return "INSERT INTO checkpoints (cache_key, pipeline, run_id, task, output_uri, "
+             "output_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+             "ON CONFLICT (cache_key) DO UPDATE SET pipeline = excluded.pipeline, "
+             "run_id = excluded.run_id, task = excluded.task, output_uri = excluded.output_uri, "
+             "output_hash = excluded.output_hash, created_at = excluded.created_at";
+    case Query::kGetCheckpoint:
+      return "SELECT cache_key, pipeline, run_id, task, output_uri, output_hash, created_at "
+             "FROM checkpoints WHERE cache_key = ?1";
+  }
+  FERRY_CHECK(false);
+  return nullptr;
+}
+
+#undef FERRY_RUN_COLUMNS
+#undef FERRY_TASK_COLUMNS
+#undef FERRY_LIVE_RUN_STATES
+
+PipelineRunRecord ReadRun(const Statement& s) {
+  PipelineRunRecord r;
+  r.id = s.ColText(0);
+  r.pipeline = s.ColText(1);
+  r.pipeline_file = s.ColText(2);
+  r.state = s.ColText(3);
+  r.version = s.ColInt(4);
+  r.idempotency_key = s.ColText(5);
+  r.params_json = s.ColText(6);
+  r.spec_json = s.ColText(7);
+  r.owner_pid = s.ColInt(8);
+  r.owner_host = s.ColText(9);
+  r.created_at = s.ColTime(10);
+  r.started_at = s.ColTime(11);
+  r.finished_at = s.ColTime(12);
+  r.message = s.ColText(13);
+  return r;
+}
+
+TaskRunRecord ReadTask(const Statement& s) {
+  TaskRunRecord t;
+  t.run_id = s.ColText(0);
+  t.task = s.ColText(1);
+  t.state = s.ColText(2);
+  t.version = s.ColInt(3);
+  t.attempts = static_cast<int>(s.ColInt(4));
+  t.pid = s.ColInt(5);
+  t.exit_code = static_cast<int>(s.ColInt(6));
+  t.cache_key = s.ColText(7);
+  t.output_uri = s.ColText(8);
+  t.output_hash = s.ColText(9);
+  t.queued_at = s.ColTime(10);
+  t.started_at = s.ColTime(11);
+  t.finished_at = s.ColTime(12);
+  t.retry_at = s.ColTime(13);
+  t.message = s.ColText(14);
+  return t;
+}
+
+AttemptRecord ReadAttempt(const Statement& s) {
+  AttemptRecord a;
+  a.run_id = s.ColText(0);
+  a.task = s.ColText(1);
+  a.attempt = static_cast<int>(s.ColInt(2));
+  a.pid = s.ColInt(3);
+  a.started_at = s.ColTime(4);
+  a.finished_at = s.ColTime(5);
+  a.outcome = s.ColText(6);
+  a.exit_code = static_cast<int>(s.ColInt(7));
+  a.log_uri = s.ColText(8);
+  return a;
+}
+
+EventRecord ReadEvent(const Statement& s) {
+  EventRecord e;
+  e.seq = s.ColInt(0);
+  e.kind = s.ColText(1);
+  e.resource = s.ColText(2);
+  e.from = s.ColText(3);
+  e.to = s.ColText(4);
+  e.version = s.ColInt(5);
+  e.actor = s.ColText(6);
+  e.reason = s.ColText(7);
+  e.at = s.ColTime(8);
+  return e;
+}
+
+CheckpointRecord ReadCheckpoint(const Statement& s) {
+  CheckpointRecord c;
+  c.cache_key = s.ColText(0);
+  c.pipeline = s.ColText(1);
+  c.run_id = s.ColText(2);
+  c.task = s.ColText(3);
+  c.output_uri = s.ColText(4);
+  c.output_hash = s.ColText(5);
+  c.created_at = s.ColTime(6);
+  return c;
+}
+
+// Every row of `s`, read by `read`.
+template <typename Read>
+auto ReadAll(Statement& s, std::string_view what, Read read)
+    -> absl::StatusOr<std::vector<decltype(read(s))>> {
+  std::vector<decltype(read(s))> out;
+  while (true) {
+    FERRY_ASSIGN_OR_RETURN(bool row, s.Next(what));
+    if (!row) return out;
+    out.push_back(read(s));
+  }
+}
+
+absl::Status IllegalTransition(const KindTable& kind, std::string_view resource,
+                               std::string_view from, std::string_view to) {
+  std::vector<std::string_view> legal;
+  for (const Edge& e : kind.edges) {
+    if (e.from == from) legal.push_back(e.to);
+  }
+  std::string message = fmt::format(
+      "illegal transition {} {}: {} -> {} (legal from {}: {})", kind.name, resource, from, to, from,
+      legal.empty() ? "none" : fmt::format("{}", fmt::join(legal, ", ")));
+  for (std::string_view state : {from, to}) {
+    if (!IsState(kind, state)) {
+      message += fmt::format("; '{}' is not a {} state ({})", state, kind.name,
+                             fmt::join(kind.states, ", "));
+    }
+  }
+  return absl::InvalidArgumentError(message);
+}
+
+// The status for a transition that updated no row: `current` selects (state, version) of the
+// resource. NotFound when the row is missing, else FailedPrecondition saying where it is now.
+absl::Status MovedFirst(Statement& current, std::string_view kind, std::string_view resource,
+                        std::string_view from, int64_t expected_version) {
+  FERRY_ASSIGN_OR_RETURN(bool row, current.Next("cannot read the current state"));
+  if (!row) return absl::NotFoundError(fmt::format("{} {} does not exist", kind, resource));
+  return absl::FailedPreconditionError(
+      fmt::format("{} {} moved first by someone else: expected {}@v{}, found {}@v{}", kind,
+                  resource, from, expected_version, current.ColText(0), current.ColInt(1)));
+}
+
+std::string TaskResource(const std::string& run_id, const std::string& task) {
+  std::string out;
+  out.reserve(run_id.size() + 1 + task.size());
+  out.append(run_id).append("/").append(task);
+  return out;
+}
+
+}  // namespace
+
+SqliteStateStore::SqliteStateStore(sqlite3* db, std::string path, const Clock& clock)
+    : db_(db),
+      path_(std::move(path)),
+      clock_(clock),
+      statements_(static_cast<size_t>(Query::kLast) + 1, nullptr) {}
+
+SqliteStateStore::~SqliteStateStore() {
+  for (sqlite3_stmt* s : statements_) sqlite3_finalize(s);
+  sqlite3_close_v2(db_);
+}
+
+absl::StatusOr<std::unique_ptr<SqliteStateStore>> SqliteStateStore::Open(const std::string& path,
+                                                                         const Clock& clock) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  // The store owns `db` from here, even when opening failed (SQLite still allocates it).
+  std::unique_ptr<SqliteStateStore> store(new SqliteStateStore(db, path, clock));
+  if (rc != SQLITE_OK) {
+    return SqliteError(db, rc, "cannot open the state database", path);
+  }
+  FERRY_RETURN_IF_ERROR(store->Configure());
+  FERRY_RETURN_IF_ERROR(store->Migrate());
+  FERRY_RETURN_IF_ERROR(store->Prepare(Query::kFirstData, Query::kLast));
+  return store;
+}
+
+absl::Status SqliteStateStore::Configure() {
+  sqlite3_extended_result_codes(db_, 1);
+  sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+  // The journal mode is a property of the file; switching takes a brief exclusive lock.
+  std::string mode;
+  for (int attempt = 1;; ++attempt) {
+    sqlite3_stmt* s = nullptr;
+    int rc = sqlite3_prepare_v2(db_, "PRAGMA journal_mode = WAL", -1, &s, nullptr);
+    if (rc == SQLITE_OK) {
+      rc = sqlite3_step(s);
+      if (rc == SQLITE_ROW) {
+        mode = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+        rc = SQLITE_OK;
+      }
+    }
+    sqlite3_finalize(s);
+    if (rc == SQLITE_OK) break;
+    if ((rc & 0xff) != SQLITE_BUSY || attempt == kBusyAttempts) {
+      return SqliteError(db_, rc, "cannot switch to the WAL journal");
+    }
+  }
+  if (mode != "wal") {
+    return absl::FailedPreconditionError(fmt::format(
+        "{}: SQLite cannot use a WAL journal here (journal mode stays '{}'); put the database on "
+        "a local filesystem",
+        path_, mode));
+  }
+  // synchronous = NORMAL: a commit is durable against a process crash, and against a power cut
+  // at the next checkpoint. wal_autocheckpoint: checkpoint (and fsync) every 16 MiB of WAL
+  // instead of 4, so a scheduler's many small transactions rarely wait for the disk.
+  int rc = sqlite3_exec(db_,
+                        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; "
+                        "PRAGMA wal_autocheckpoint = 4096; PRAGMA journal_size_limit = 33554432;",
+                        nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return SqliteError(db_, rc, "cannot configure the connection");
+  return Prepare(Query::kBegin, Query::kRollback);
+}
+
+absl::Status SqliteStateStore::Prepare(Query first, Query last) {
+  for (int q = static_cast<int>(first); q <= static_cast<int>(last); ++q) {
+    const char* sql = Sql(static_cast<Query>(q));
+    int rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &statements_[q], nullptr);
+    if (rc != SQLITE_OK) return SqliteError(db_, rc, fmt::format("cannot prepare `{}`", sql));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStateStore::Migrate() {
+  constexpr int kLatest = std::end(kMigrations)[-1].version;
+  {
+    FERRY_ASSIGN_OR_RETURN(WriteTransaction txn, BeginWrite());
+    int rc = sqlite3_exec(db_,
+                          "CREATE TABLE IF NOT EXISTS schema_version ("
+                          "version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+                          nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) return SqliteError(db_, rc, "cannot create the schema_version table");
+    FERRY_RETURN_IF_ERROR(txn.Commit());
+  }
+  FERRY_RETURN_IF_ERROR(Prepare(Query::kSchemaVersion, Query::kRecordSchemaVersion));
+  for (const Migration& migration : kMigrations) {
+    // Read the version under the write lock: another process may be migrating the same file.
+    FERRY_ASSIGN_OR_RETURN(WriteTransaction txn, BeginWrite());
+    int64_t current = 0;
+    {
+      Statement s = Use(Query::kSchemaVersion);
+      FERRY_ASSIGN_OR_RETURN(bool row, s.Next("cannot read the schema version"));
+      if (row) current = s.ColInt(0);
+    }
+    if (current > kLatest) {
+      return absl::FailedPreconditionError(fmt::format(
+          "{}: the database has schema version {}, newer than this ferry knows ({}); use a newer "
+          "ferry",
+          path_, current, kLatest));
+    }
+    if (current >= migration.version) continue;  // rolled back: nothing was written
+    int rc = sqlite3_exec(db_, migration.sql, nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) {
+      return SqliteError(db_, rc,
+                         fmt::format("cannot migrate the schema to version {}", migration.version));
+    }
+    FERRY_RETURN_IF_ERROR(Use(Query::kRecordSchemaVersion)
+                              .Int(1, migration.version)
+                              .Time(2, Now())
+                              .Run("cannot record the schema version"));
+    FERRY_RETURN_IF_ERROR(txn.Commit());
+  }
+  return absl::OkStatus();
+}
+
+sqlite_internal::Statement SqliteStateStore::Use(Query q) {
+  return Statement(statements_[static_cast<int>(q)]);
+}
+
+absl::StatusOr<sqlite_internal::WriteTransaction> SqliteStateStore::BeginWrite() {
+  int rc = SQLITE_OK;
+  for (int attempt = 1; attempt <= kBusyAttempts; ++attempt) {
+    rc = Use(Query::kBegin).Step();
+    if (rc == SQLITE_DONE) {
+      return WriteTransaction(statements_[static_cast<int>(Query::kCommit)],
+                              statements_[static_cast<int>(Query::kRollback)]);
+    }
+    if ((rc & 0xff) != SQLITE_BUSY) break;
+  }
+  return SqliteError(db_, rc, "cannot start a write transaction");
+}
+
+absl::Time SqliteStateStore::Now() const {
+  return absl::FromUnixMicros(absl::ToUnixMicros(clock_.Now()));
+}
+
+absl::Status SqliteStateStore::AppendEvent(std::string_view kind, const std::string& resource,
+                                           std::string_view from, std::string_view to,
+                                           int64_t version, const std::string& actor,
+                                           const std::string& reason, absl::Time at) {
+  return Use(Query::kInsertEvent)
+      .Text(1, kind)
+      .Text(2, resource)
+      .Text(3, from)
+      .Text(4, to)
+      .Int(5, version)
+      .Text(6, actor)
+      .Text(7, reason)
+      .Time(8, at)
+      .Run("cannot append an event for", resource);
+}
+
+absl::StatusOr<std::optional<PipelineRunRecord>> SqliteStateStore::LiveRunWithKey(
+    const std::string& pipeline, const std::string& key) {
+  Statement s = Use(Query::kLiveRunWithKey);
+  s.Text(1, pipeline).Text(2, key);
+  FERRY_ASSIGN_OR_RETURN(bool row, s.Next("cannot look up the idempotency key"));
+  if (!row) return std::nullopt;
+  return ReadRun(s);
+}
+
+absl::StatusOr<PipelineRunRecord> SqliteStateStore::CreateRun(const NewRun& run) {
+  if (run.id.empty()) return absl::InvalidArgumentError("a new run needs an id");
+  if (run.pipeline.empty()) {
+    return absl::InvalidArgumentError(fmt::format("run {} needs a pipeline name", run.id));
+  }
+  std::vector<std::string_view> names(run.tasks.begin(), run.tasks.end());
+  std::sort(names.begin(), names.end());
+  if (!names.empty() && names.front().empty()) {
+    return absl::InvalidArgumentError(fmt::format("run {} has a task with an empty name", run.id));
+  }
+  if (auto dup = std::adjacent_find(names.begin(), names.end()); dup != names.end()) {
+    return absl::InvalidArgumentError(
+        fmt::format("run {} lists task '{}' more than once", run.id, *dup));
+  }
+
+  FERRY_ASSIGN_OR_RETURN(WriteTransaction txn, BeginWrite());
+  {
+    Statement s = Use(Query::kRunState);
+    s.Text(1, run.id);
+    FERRY_ASSIGN_OR_RETURN(bool exists, s.Next("cannot look up the run"));
+    if (exists) {
+      return absl::AlreadyExistsError(
+          fmt::format("run {} already exists (it is {})", run.id, s.ColText(0)));
+    }
+  }
+  if (!run.idempotency_key.empty()) {
+    FERRY_ASSIGN_OR_RETURN(std::optional<PipelineRunRecord> live,
+                           LiveRunWithKey(run.pipeline, run.idempotency_key));
+    if (live.has_value()) {
+      return absl::AlreadyExistsError(fmt::format(
+          "pipeline {} already has a live run with idempotency key '{}': {} ({}); wait for it to "
+          "finish, cancel it, or use another key",
+          run.pipeline, run.idempotency_key, live->id, live->state));
+    }
+  }
+  const absl::Time now = Now();
+  FERRY_RETURN_IF_ERROR(Use(Query::kInsertRun)
+                            .Text(1, run.id)
+                            .Text(2, run.pipeline)
+                            .Text(3, run.pipeline_file)
+                            .Text(4, run.idempotency_key)
+                            .Text(5, run.params_json)
+                            .Text(6, run.spec_json)
+                            .Time(7, now)
+                            .Run("cannot insert run", run.id));
+  const std::string created = "created";
+  FERRY_RETURN_IF_ERROR(AppendEvent(PipelineRunKind().name, run.id, "", run_state::kQueued, 1,
+                                    run.actor, created, now));
+  for (size_t i = 0; i < run.tasks.size(); ++i) {
+    const std::string& task = run.tasks[i];
+    FERRY_RETURN_IF_ERROR(Use(Query::kInsertTask)
+                              .Text(1, run.id)
+                              .Text(2, task)
+                              .Int(3, static_cast<int64_t>(i))
+                              .Run("cannot insert task", task));
+    FERRY_RETURN_IF_ERROR(AppendEvent(TaskRunKind().name, TaskResource(run.id, task), "",
+                                      task_state::kPending, 1, run.actor, created, now));
+  }
+  PipelineRunRecord record;
+  {
+    Statement s = Use(Query::kGetRun);
+    s.Text(1, run.id);
+    FERRY_ASSIGN_OR_RETURN(bool row, s.Next("cannot read the new run"));
+    FERRY_CHECK(row);  // inserted above, in this transaction
+    record = ReadRun(s);
+  }
+  FERRY_RETURN_IF_ERROR(txn.Commit());
+  return record;
+}
+
+absl::StatusOr<PipelineRunRecord> SqliteStateStore::GetRun(const std::string& id) {
+  Statement s = Use(Query::kGetRun);
+  s.Text(1, id);
+  FERRY_ASSIGN_OR_RETURN(bool row, s.Next("cannot read run", id));
+  if (!row) return absl::NotFoundError(fmt::format("no run {} in {}", id, path_));
+  return ReadRun(s);
+}
+
+absl::StatusOr<std::vector<PipelineRunRecord>> SqliteStateStore::ListRuns(
+    const std::string& pipeline, int limit) {
+  const int64_t sql_limit = limit <= 0 ? -1 : limit;  // SQLite: a negative LIMIT means none
+  Statement s = pipeline.empty() ? Use(Query::kListRuns) : Use(Query::kListRunsOfPipeline);
+  if (pipeline.empty()) {
+    s.Int(1, sql_limit);
+  } else {
+    s.Text(1, pipeline).Int(2, sql_limit);
+  }
+  return ReadAll(s, "cannot list runs", ReadRun);
+}
+
+absl::StatusOr<PipelineRunRecord> SqliteStateStore::TransitionRun(const RunTransition& t) {
+  const KindTable& kind = PipelineRunKind();
+  if (!IsLegal(kind, t.from, t.to)) return IllegalTransition(kind, t.id, t.from, t.to);
+
+  FERRY_ASSIGN_OR_RETURN(WriteTransaction txn, BeginWrite());
+  const absl::Time now = Now();
+  PipelineRunRecord record;
+  {
+    Statement s = Use(Query::kUpdateRun);
+    s.Text(1, t.to)
+        .Time(2, t.to == run_state::kRunning ? now : absl::InfinitePast())
+        .Time(3, IsTerminal(kind, t.to) ? now : absl::InfinitePast())
+        .OptInt(4, t.owner_pid)
+        .OptText(5, t.owner_host)
+        .OptText(6, t.message)
+        .Text(7, t.id)
+        .Text(8, t.from)
+        .Int(9, t.expected_version);
+    int rc = s.Step();
+    if (rc == SQLITE_DONE) {
+      Statement current = Use(Query::kRunState);
+      current.Text(1, t.id);
+      return MovedFirst(current, kind.name, t.id, t.from, t.expected_version);
+    }
+    if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+      // Only the one-live-run-per-key index can object: resuming while another run holds the key.
+      FERRY_ASSIGN_OR_RETURN(PipelineRunRecord run, GetRun(t.id));
+      FERRY_ASSIGN_OR_RETURN(std::optional<PipelineRunRecord> live,
+                             LiveRunWithKey(run.pipeline, run.idempotency_key));
+      return absl::FailedPreconditionError(fmt::format(
+          "run {} cannot become {}: run {} of pipeline {} is live ({}) with the same idempotency "
+          "key '{}'",
+          t.id, t.to, live.has_value() ? live->id : "?", run.pipeline,
+          live.has_value() ? live->state : "?", run.idempotency_key));
+    }
+    if (rc != SQLITE_ROW) return SqliteError(db_, rc, "cannot update run", t.id);
+    record = ReadRun(s);
+  }
+  FERRY_RETURN_IF_ERROR(
+      AppendEvent(kind.name, t.id, t.from, t.to, record.version, t.actor, t.reason, now));
+  FERRY_RETURN_IF_ERROR(txn.Commit());
+  return record;
+}
+
+absl::StatusOr<std::vector<TaskRunRecord>> SqliteStateStore::GetTasks(const std::string& run_id) {
+  std::vector<TaskRunRecord> tasks;
+  {
+    Statement s = Use(Query::kGetTasks);
+    s.Text(1, run_id);
+    FERRY_ASSIGN_OR_RETURN(tasks, ReadAll(s, "cannot read tasks", ReadTask));
+  }
+  if (tasks.empty()) FERRY_RETURN_IF_ERROR(GetRun(run_id).status());
+  return tasks;
+}
+
+absl::StatusOr<std::vector<TaskRunRecord>> SqliteStateStore::TransitionTasks(
+    const std::vector<TaskTransition>& batch, const std::string& actor) {
+  const KindTable& kind = TaskRunKind();
+  for (const TaskTransition& t : batch) {
+    if (!IsLegal(kind, t.from, t.to)) {
+      return IllegalTransition(kind, TaskResource(t.run_id, t.task), t.from, t.to);
+    }
+  }
+  std::vector<TaskRunRecord> out;
+  if (batch.empty()) return out;
+  out.reserve(batch.size());
+  FERRY_ASSIGN_OR_RETURN(WriteTransaction txn, BeginWrite());
+  const absl::Time now = Now();
+  for (const TaskTransition& t : batch) {
+    FERRY_RETURN_IF_ERROR(TransitionTaskLocked(t, actor, now, out));
+  }
+  FERRY_RETURN_IF_ERROR(txn.Commit());
+  return out;
+}
+
+absl::Status SqliteStateStore::TransitionTaskLocked(const TaskTransition& t,
+                                                    const std::string& actor, absl::Time now,
+                                                    std::vector<TaskRunRecord>& out) {
+  const KindTable& kind = TaskRunKind();
+  const bool enters_running = t.to == task_state::kRunning;
+  const bool leaves_running = t.from == task_state::kRunning;
+  const std::string resource = TaskResource(t.run_id, t.task);
+  {
+    Statement s = Use(Query::kUpdateTask);
+    s.Text(1, t.to)
+        .Int(2, enters_running ? 1 : 0)
+        .Int(3, leaves_running ? 1 : 0)
+        .OptInt(4, t.exit_code)
+        .OptText(5, t.cache_key)
+        .OptText(6, t.output_uri)
+        .OptText(7, t.output_hash)
+        .OptText(8, t.message)
+        .OptTime(9, t.retry_at)
+        .Time(10, t.to == task_state::kQueued ? now : absl::InfinitePast())
+        .Time(11, enters_running ? now : absl::InfinitePast())
+        .Time(12, IsTerminal(kind, t.to) ? now : absl::InfinitePast())
+        .Text(13, t.run_id)
+        .Text(14, t.task)
+        .Text(15, t.from)
+        .Int(16, t.expected_version);
+    int rc = s.Step();
+    if (rc == SQLITE_DONE) {
+      Statement current = Use(Query::kTaskState);
+      current.Text(1, t.run_id).Text(2, t.task);
+      return MovedFirst(current, kind.name, resource, t.from, t.expected_version);
+    }
+    if (rc != SQLITE_ROW) return SqliteError(db_, rc, "cannot update", resource);
+    out.push_back(ReadTask(s));
+  }
+  const TaskRunRecord& task = out.back();
+  if (leaves_running) {
+    FERRY_RETURN_IF_ERROR(Use(Query::kCloseAttempt)
+                              .Time(1, now)
+                              .Text(2, t.to)
+                              .OptInt(3, t.exit_code)
+                              .Text(4, t.run_id)
+                              .Text(5, t.task)
+                              .Run("cannot close the attempt of", resource));
+  }
+  if (enters_running) {
+    Statement s = Use(Query::kOpenAttempt);
+    s.Text(1, t.run_id)
+        .Text(2, t.task)
+        .Int(3, task.attempts)
+        .Time(4, now)
+        .Text(5, t.log_uri.has_value() ? std::string_view(*t.log_uri) : std::string_view());
+    int rc = s.Step();
+    if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+      // The one-live-attempt index, or a leftover attempt row with this number.
+      return absl::FailedPreconditionError(
+          fmt::format("{} cannot start attempt {}: another attempt of it is still live ({})",
+                      resource, task.attempts, sqlite3_errmsg(db_)));
+    }
+    if (rc != SQLITE_DONE) {
+      return SqliteError(db_, rc, "cannot open an attempt of", resource);
+    }
+  }
+  return AppendEvent(kind.name, resource, t.from, t.to, task.version, actor, t.reason, now);
+}
+
+absl::Status SqliteStateStore::SetAttemptPid(const std::string& run_id, const std::string& task,
+                                             int64_t pid) {
+  const std::string resource = TaskResource(run_id, task);
+  FERRY_ASSIGN_OR_RETURN(WriteTransaction txn, BeginWrite());
+  {
+    Statement s = Use(Query::kSetAttemptPid);
+    s.Int(1, pid).Text(2, run_id).Text(3, task);
+    FERRY_RETURN_IF_ERROR(s.Run("cannot record the pid of", resource));
+    if (s.Changes() == 0) {
+      Statement current = Use(Query::kTaskState);
+      current.Text(1, run_id).Text(2, task);
+      FERRY_ASSIGN_OR_RETURN(bool row, current.Next("cannot read the current state"));
+      if (!row) return absl::NotFoundError(fmt::format("TaskRun {} does not exist", resource));
+      return absl::FailedPreconditionError(
+          fmt::format("TaskRun {} has no live attempt to record pid {} on (it is {}@v{})", resource,
+                      pid, current.ColText(0), current.ColInt(1)));
+    }
+  }
+  FERRY_RETURN_IF_ERROR(Use(Query::kSetTaskPid)
+                            .Int(1, pid)
+                            .Text(2, run_id)
+                            .Text(3, task)
+                            .Run("cannot record the pid of", resource));
+  return txn.Commit();
+}
+
+absl::StatusOr<std::vector<AttemptRecord>> SqliteStateStore::GetAttempts(const std::string& run_id,
+                                                                         const std::string& task) {
+  std::vector<AttemptRecord> attempts;
+  {
+    Statement s = Use(Query::kGetAttempts);
+    s.Text(1, run_id).Text(2, task);
+    FERRY_ASSIGN_OR_RETURN(attempts, ReadAll(s, "cannot read attempts", ReadAttempt));
+  }
+  if (attempts.empty()) {
+    Statement current = Use(Query::kTaskState);
+    current.Text(1, run_id).Text(2, task);
+    FERRY_ASSIGN_OR_RETURN(bool row, current.Next("cannot read the task"));
+    if (!row) {
+      return absl::NotFoundError(
+          fmt::format("TaskRun {} does not exist", TaskResource(run_id, task)));
+    }
+  }
+  return attempts;
+}
+
+absl::StatusOr<std::vector<EventRecord>> SqliteStateStore::GetEvents(const std::string& resource) {
+  Statement s = resource.empty() ? Use(Query::kGetAllEvents) : Use(Query::kGetEvents);
+  if (!resource.empty()) s.Text(1, resource);
+  return ReadAll(s, "cannot read events", ReadEvent);
+}
+
+absl::Status SqliteStateStore::PutCheckpoint(const CheckpointRecord& c) {
+  if (c.cache_key.empty()) return absl::InvalidArgumentError("a checkpoint needs a cache key");
+  FERRY_ASSIGN_OR_RETURN(WriteTransaction txn, BeginWrite());
+  FERRY_RETURN_IF_ERROR(Use(Query::kPutCheckpoint)
+                            .Text(1, c.cache_key)
+                            .Text(2, c.pipeline)
+                            .Text(3, c.run_id)
+                            .Text(4, c.task)
+                            .Text(5, c.output_uri)
+                            .Text(6, c.output_hash)
+                            .Time(7, c.created_at == absl::InfinitePast() ? Now() : c.created_at)
+                            .Run("cannot record checkpoint", c.cache_key));
+  return txn.Commit();
+}
+
+absl::StatusOr<CheckpointRecord> SqliteStateStore::GetCheckpoint(const std::string& cache_key) {
+  Statement s = Use(Query::kGetCheckpoint);
+  s.Text(1, cache_key);
+  FERRY_ASSIGN_OR_RETURN(bool row, s.Next("cannot read the checkpoint"));
+  if (!row) return absl::NotFoundError(fmt::format("no checkpoint with cache key {}", cache_key));
+  return ReadCheckpoint(s);
+}
+
+}  // namespace ferry::state

@@ -1,1 +1,338 @@
-// placeholder
+#include "ferry/state/sqlite_state_store.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+
+#include <atomic>
+#include <fstream>
+#include <string>
+
+#include "ferry/common/clock.h"
+#include "ferry/common/fs.h"
+#include "ferry/common/status.h"
+#include "ferry/state/state_store_test_base.h"
+#include "gtest/gtest.h"
+
+namespace ferry::state {
+namespace {
+
+// One temp folder for the whole binary, removed at the end.
+class TempRoot : public ::testing::Environment {
+ public:
+  static const std::string& Path() {
+    static const std::string* path = [] {
+      const char* tmp = std::getenv("TMPDIR");
+      std::string pattern =
+          std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/ferry_state_test.XXXXXX";
+      FERRY_CHECK(::mkdtemp(pattern.data()) != nullptr);
+      return new std::string(pattern);
+    }();
+    return *path;
+  }
+  void TearDown() override { EXPECT_TRUE(RemoveAll(Path()).ok()); }
+};
+
+[[maybe_unused]] ::testing::Environment* const kTempRoot =
+    ::testing::AddGlobalTestEnvironment(new TempRoot);
+
+// A path under the temp root that no test has used, in a folder that does not exist yet.
+std::string NewDatabasePath() {
+  static std::atomic<int> next{0};
+  return TempRoot::Path() + "/db" + std::to_string(next++) + "/state.db";
+}
+
+INSTANTIATE_TEST_SUITE_P(Sqlite, StateStoreConformance,
+                         ::testing::Values(StateStoreBackend{
+                             .name = "sqlite",
+                             .new_database = [] { return "sqlite://" + NewDatabasePath(); }}),
+                         StateStoreBackendName);
+
+// A plain SQLite connection, to look at the file the way another tool would.
+class RawDb {
+ public:
+  explicit RawDb(const std::string& path) {
+    EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+    sqlite3_busy_timeout(db_, 10'000);
+  }
+  ~RawDb() { sqlite3_close_v2(db_); }
+
+  // The first column of the first row, as text ("" when none).
+  std::string Query(const char* sql) {
+    sqlite3_stmt* s = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db_, sql, -1, &s, nullptr), SQLITE_OK) << sqlite3_errmsg(db_);
+    std::string out;
+    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0) != nullptr) {
+      out = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+    }
+    sqlite3_finalize(s);
+    return out;
+  }
+  // The primary result code of running `sql`.
+  int Exec(const char* sql) { return sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) & 0xff; }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+class SqliteStateStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = NewDatabasePath();
+    ASSERT_TRUE(MakeDirs(path_.substr(0, path_.rfind('/'))).ok());
+  }
+
+  std::unique_ptr<SqliteStateStore> Open(const Clock& clock = SystemClock::Get()) {
+    absl::StatusOr<std::unique_ptr<SqliteStateStore>> store = SqliteStateStore::Open(path_, clock);
+    EXPECT_TRUE(store.ok()) << store.status();
+    return store.ok() ? std::move(store).value() : nullptr;
+  }
+
+  std::string path_;
+};
+
+TEST_F(SqliteStateStoreTest, MigrationIsIdempotentAndWalIsOn) {
+  auto first = Open();
+  ASSERT_NE(first, nullptr);
+  auto second = Open();  // while the first is open
+  ASSERT_NE(second, nullptr);
+  first.reset();
+  second.reset();
+  auto third = Open();  // after both closed
+  ASSERT_NE(third, nullptr);
+
+  RawDb raw(path_);
+  EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM schema_version"), "1");
+  EXPECT_EQ(raw.Query("SELECT MAX(version) FROM schema_version"), "1");
+  EXPECT_EQ(raw.Query("PRAGMA journal_mode"), "wal");
+  for (const char* table :
+       {"pipeline_runs", "task_runs", "task_attempts", "events", "checkpoints"}) {
+    const std::string sql =
+        std::string("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = '") +
+        table + "'";  // a constant of this test, not a value from outside
+    EXPECT_EQ(raw.Query(sql.c_str()), "1") << table;
+  }
+}
+
+TEST_F(SqliteStateStoreTest, NewerSchemaIsRefused) {
+  ASSERT_NE(Open(), nullptr);
+  {
+    RawDb raw(path_);
+    ASSERT_EQ(raw.Exec("INSERT INTO schema_version (version, applied_at) VALUES (99, 0)"),
+              SQLITE_OK);
+  }
+  absl::StatusOr<std::unique_ptr<SqliteStateStore>> store = SqliteStateStore::Open(path_);
+  EXPECT_TRUE(absl::IsFailedPrecondition(store.status())) << store.status();
+  EXPECT_NE(store.status().message().find("99"), std::string::npos) << store.status();
+}
+
+TEST_F(SqliteStateStoreTest, NotADatabaseIsAnError) {
+  {
+    std::ofstream out(path_);
+    out << "this is not an sqlite file, not even close; it is long enough to have a header";
+  }
+  absl::StatusOr<std::unique_ptr<SqliteStateStore>> store = SqliteStateStore::Open(path_);
+  EXPECT_TRUE(absl::IsDataLoss(store.status())) << store.status();
+  EXPECT_NE(store.status().message().find(path_), std::string::npos) << store.status();
+}
+
+TEST_F(SqliteStateStoreTest, ReopenedStoreSeesTheData) {
+  {
+    auto store = Open();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->CreateRun({.id = "r", .pipeline = "p", .tasks = {"a", "b"}}).ok());
+    ASSERT_TRUE(store
+                    ->TransitionRun({.id = "r",
+                                     .from = run_state::kQueued,
+                                     .to = run_state::kRunning,
+                                     .expected_version = 1})
+                    .ok());
+    ASSERT_TRUE(store
+                    ->TransitionTasks({{.run_id = "r",
+                                        .task = "b",
+                                        .from = task_state::kPending,
+                                        .to = task_state::kCached,
+                                        .expected_version = 1}},
+                                      "test")
+                    .ok());
+    ASSERT_TRUE(store->PutCheckpoint({.cache_key = "ck", .output_uri = "file:///o"}).ok());
+  }
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  absl::StatusOr<PipelineRunRecord> run = store->GetRun("r");
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->state, run_state::kRunning);
+  EXPECT_EQ(run->version, 2);
+  absl::StatusOr<std::vector<TaskRunRecord>> tasks = store->GetTasks("r");
+  ASSERT_TRUE(tasks.ok()) << tasks.status();
+  ASSERT_EQ(tasks->size(), 2u);
+  EXPECT_EQ((*tasks)[1].state, task_state::kCached);
+  absl::StatusOr<std::vector<EventRecord>> events = store->GetEvents("");
+  ASSERT_TRUE(events.ok()) << events.status();
+  EXPECT_EQ(events->size(), 5u);  // run and 2 tasks created, run started, b cached
+  absl::StatusOr<CheckpointRecord> ck = store->GetCheckpoint("ck");
+  ASSERT_TRUE(ck.ok()) << ck.status();
+  EXPECT_EQ(ck->output_uri, "file:///o");
+}
+
+TEST_F(SqliteStateStoreTest, TimesComeFromTheClockInMicroseconds) {
+  FakeClock clock(absl::FromUnixNanos(1'700'000'000'123'456'789));
+  const absl::Time t0 = absl::FromUnixMicros(1'700'000'000'123'456);  // truncated, as stored
+  auto store = Open(clock);
+  ASSERT_NE(store, nullptr);
+
+  absl::StatusOr<PipelineRunRecord> run =
+      store->CreateRun({.id = "r", .pipeline = "p", .tasks = {"a"}});
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->created_at, t0);
+
+  clock.Advance(absl::Seconds(1));
+  run = store->TransitionRun(
+      {.id = "r", .from = run_state::kQueued, .to = run_state::kRunning, .expected_version = 1});
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->started_at, t0 + absl::Seconds(1));
+
+  auto move = [&](std::string_view from, std::string_view to, int64_t version) {
+    absl::StatusOr<std::vector<TaskRunRecord>> moved = store->TransitionTasks(
+        {{.run_id = "r", .task = "a", .from = from, .to = to, .expected_version = version}},
+        "test");
+    EXPECT_TRUE(moved.ok()) << moved.status();
+    return moved.ok() ? moved->at(0) : TaskRunRecord{};
+  };
+  clock.Advance(absl::Seconds(1));
+  EXPECT_EQ(move(task_state::kPending, task_state::kQueued, 1).queued_at, t0 + absl::Seconds(2));
+  clock.Advance(absl::Seconds(1));
+  EXPECT_EQ(move(task_state::kQueued, task_state::kRunning, 2).started_at, t0 + absl::Seconds(3));
+  clock.Advance(absl::Seconds(1));
+  TaskRunRecord done = move(task_state::kRunning, task_state::kSucceeded, 3);
+  EXPECT_EQ(done.finished_at, t0 + absl::Seconds(4));
+  EXPECT_EQ(done.started_at, t0 + absl::Seconds(3));
+
+  absl::StatusOr<std::vector<AttemptRecord>> attempts = store->GetAttempts("r", "a");
+  ASSERT_TRUE(attempts.ok()) << attempts.status();
+  ASSERT_EQ(attempts->size(), 1u);
+  EXPECT_EQ((*attempts)[0].started_at, t0 + absl::Seconds(3));
+  EXPECT_EQ((*attempts)[0].finished_at, t0 + absl::Seconds(4));
+
+  clock.Advance(absl::Seconds(1));
+  run = store->TransitionRun(
+      {.id = "r", .from = run_state::kRunning, .to = run_state::kSucceeded, .expected_version = 2});
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->finished_at, t0 + absl::Seconds(5));
+
+  absl::StatusOr<std::vector<EventRecord>> events = store->GetEvents("r/a");
+  ASSERT_TRUE(events.ok()) << events.status();
+  ASSERT_EQ(events->size(), 4u);
+  EXPECT_EQ((*events)[0].at, t0);
+  EXPECT_EQ((*events)[3].at, t0 + absl::Seconds(4));
+}
+
+TEST_F(SqliteStateStoreTest, MessagesSayWhatHappened) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  absl::Status illegal = store
+                             ->TransitionTasks({{.run_id = "x",
+                                                 .task = "y",
+                                                 .from = task_state::kFailed,
+                                                 .to = task_state::kSucceeded,
+                                                 .expected_version = 1}},
+                                               "test")
+                             .status();
+  EXPECT_EQ(illegal.message(),
+            "illegal transition TaskRun x/y: failed -> succeeded (legal from failed: pending)");
+
+  ASSERT_TRUE(store->CreateRun({.id = "r1", .pipeline = "p", .tasks = {"a"}}).ok());
+  int64_t version = 1;
+  for (auto [from, to] : {std::pair{task_state::kPending, task_state::kQueued},
+                          {task_state::kQueued, task_state::kRunning},
+                          {task_state::kRunning, task_state::kSucceeded}}) {
+    ASSERT_TRUE(store
+                    ->TransitionTasks({{.run_id = "r1",
+                                        .task = "a",
+                                        .from = from,
+                                        .to = to,
+                                        .expected_version = version++}},
+                                      "test")
+                    .ok());
+  }
+  absl::Status stale = store
+                           ->TransitionTasks({{.run_id = "r1",
+                                               .task = "a",
+                                               .from = task_state::kRunning,
+                                               .to = task_state::kSucceeded,
+                                               .expected_version = 3}},
+                                             "test")
+                           .status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(stale));
+  EXPECT_EQ(stale.message(),
+            "TaskRun r1/a moved first by someone else: expected running@v3, found succeeded@v4");
+
+  ASSERT_TRUE(store->CreateRun({.id = "live", .pipeline = "p", .idempotency_key = "k"}).ok());
+  absl::Status dup =
+      store->CreateRun({.id = "again", .pipeline = "p", .idempotency_key = "k"}).status();
+  EXPECT_TRUE(absl::IsAlreadyExists(dup));
+  EXPECT_NE(dup.message().find("live"), std::string::npos) << dup;
+}
+
+TEST_F(SqliteStateStoreTest, UniqueIndexesHoldAgainstRawWrites) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(
+      store->CreateRun({.id = "r", .pipeline = "p", .idempotency_key = "k", .tasks = {"a"}}).ok());
+  ASSERT_TRUE(store
+                  ->TransitionTasks({{.run_id = "r",
+                                      .task = "a",
+                                      .from = task_state::kPending,
+                                      .to = task_state::kQueued,
+                                      .expected_version = 1},
+                                     {.run_id = "r",
+                                      .task = "a",
+                                      .from = task_state::kQueued,
+                                      .to = task_state::kRunning,
+                                      .expected_version = 2}},
+                                    "test")
+                  .ok());
+
+  // Any writer, not only this store, is held to one live attempt per task and one live run per
+  // (pipeline, idempotency key).
+  RawDb raw(path_);
+  EXPECT_EQ(raw.Exec("INSERT INTO task_attempts (run_id, task, attempt, started_at) "
+                     "VALUES ('r', 'a', 2, 1)"),
+            SQLITE_CONSTRAINT);
+  EXPECT_EQ(raw.Exec("INSERT INTO task_attempts (run_id, task, attempt, started_at, finished_at) "
+                     "VALUES ('r', 'a', 2, 1, 2)"),
+            SQLITE_OK);  // a finished one is fine
+  EXPECT_EQ(raw.Exec("INSERT INTO pipeline_runs (id, pipeline, state, version, idempotency_key, "
+                     "created_at) VALUES ('r2', 'p', 'running', 1, 'k', 1)"),
+            SQLITE_CONSTRAINT);
+  EXPECT_EQ(raw.Exec("INSERT INTO pipeline_runs (id, pipeline, state, version, idempotency_key, "
+                     "created_at) VALUES ('r3', 'p', 'failed', 1, 'k', 1)"),
+            SQLITE_OK);
+}
+
+TEST(OpenStateStoreTest, Schemes) {
+  absl::StatusOr<std::unique_ptr<StateStore>> pg =
+      OpenStateStore("postgresql://ferry:secret@db.example/ferry");
+  EXPECT_TRUE(absl::IsUnimplemented(pg.status())) << pg.status();
+  EXPECT_NE(pg.status().message().find("PostgreSQL"), std::string::npos);
+  EXPECT_EQ(pg.status().message().find("secret"), std::string::npos) << pg.status();
+
+  absl::StatusOr<std::unique_ptr<StateStore>> other = OpenStateStore("mysql://u:secret@h/db");
+  EXPECT_TRUE(absl::IsInvalidArgument(other.status())) << other.status();
+  EXPECT_NE(other.status().message().find("sqlite://"), std::string::npos) << other.status();
+  EXPECT_EQ(other.status().message().find("secret"), std::string::npos) << other.status();
+
+  EXPECT_TRUE(absl::IsInvalidArgument(OpenStateStore("/abs/state.db").status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(OpenStateStore("sqlite://relative/state.db").status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(OpenStateStore("sqlite:///abs/folder/").status()));
+}
+
+TEST(OpenStateStoreTest, SqliteCreatesTheFolder) {
+  const std::string path = TempRoot::Path() + "/deep/er/still/state.db";
+  absl::StatusOr<std::unique_ptr<StateStore>> store = OpenStateStore("sqlite://" + path);
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_TRUE(PathExists(path));
+  EXPECT_TRUE((*store)->CreateRun({.id = "r", .pipeline = "p"}).ok());
+}
+
+}  // namespace
+}  // namespace ferry::state

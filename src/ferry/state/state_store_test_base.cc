@@ -1,1 +1,1062 @@
-// placeholder
+#include "ferry/state/state_store_test_base.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <latch>
+#include <map>
+#include <set>
+#include <thread>
+#include <tuple>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "ferry/common/status.h"
+
+namespace ferry::state {
+
+#define FERRY_ASSERT_OK(expr)             \
+  do {                                    \
+    const absl::Status status_ = (expr);  \
+    ASSERT_TRUE(status_.ok()) << status_; \
+  } while (0)
+
+#define FERRY_INTERNAL_ASSERT_OK_AND_ASSIGN(tmp, lhs, expr) \
+  auto tmp = (expr);                                        \
+  ASSERT_TRUE(tmp.ok()) << tmp.status();                    \
+  lhs = std::move(tmp).value()
+
+#define FERRY_ASSERT_OK_AND_ASSIGN(lhs, expr) \
+  FERRY_INTERNAL_ASSERT_OK_AND_ASSIGN(FERRY_INTERNAL_CONCAT(statusor_, __LINE__), lhs, expr)
+
+void PrintTo(const StateStoreBackend& backend, std::ostream* os) { *os << backend.name; }
+
+std::string StateStoreBackendName(const ::testing::TestParamInfo<StateStoreBackend>& info) {
+  return info.param.name;
+}
+
+std::vector<std::string_view> PathFromInitial(const KindTable& kind, std::string_view to) {
+  const std::string_view initial = kind.states.front();
+  std::map<std::string_view, std::string_view> parent;  // state -> the state it was reached from
+  std::vector<std::string_view> frontier = {initial};
+  parent[initial] = initial;
+  for (size_t i = 0; i < frontier.size(); ++i) {
+    for (const Edge& e : kind.edges) {
+      if (e.from == frontier[i] && !parent.contains(e.to)) {
+        parent[e.to] = e.from;
+        frontier.push_back(e.to);
+      }
+    }
+  }
+  if (!parent.contains(to)) {
+    ADD_FAILURE() << kind.name << " state " << to << " is unreachable from " << initial;
+    return {};
+  }
+  std::vector<std::string_view> path;
+  for (std::string_view s = to; s != initial; s = parent[s]) path.insert(path.begin(), s);
+  return path;
+}
+
+void StateStoreConformance::SetUp() {
+  uri_ = GetParam().new_database();
+  store_ = Connect();
+  ASSERT_NE(store_, nullptr);
+}
+
+std::unique_ptr<StateStore> StateStoreConformance::Connect() {
+  absl::StatusOr<std::unique_ptr<StateStore>> store = OpenStateStore(uri_);
+  EXPECT_TRUE(store.ok()) << store.status();
+  return store.ok() ? std::move(store).value() : nullptr;
+}
+
+PipelineRunRecord StateStoreConformance::MakeRun(const std::string& id,
+                                                 const std::vector<std::string>& tasks,
+                                                 const std::string& idempotency_key,
+                                                 const std::string& pipeline) {
+  absl::StatusOr<PipelineRunRecord> run = store_->CreateRun({.id = id,
+                                                             .pipeline = pipeline,
+                                                             .pipeline_file = "/p/pipeline.yaml",
+                                                             .idempotency_key = idempotency_key,
+                                                             .params_json = "{}",
+                                                             .spec_json = "{}",
+                                                             .tasks = tasks,
+                                                             .actor = "test"});
+  EXPECT_TRUE(run.ok()) << run.status();
+  return run.ok() ? *run : PipelineRunRecord{};
+}
+
+PipelineRunRecord StateStoreConformance::BringRunTo(const std::string& id, std::string_view to) {
+  absl::StatusOr<PipelineRunRecord> run = store_->GetRun(id);
+  for (std::string_view next : PathFromInitial(PipelineRunKind(), to)) {
+    if (!run.ok()) break;
+    run = store_->TransitionRun({.id = id,
+                                 .from = run->state,
+                                 .to = next,
+                                 .expected_version = run->version,
+                                 .reason = "setting up",
+                                 .actor = "test"});
+  }
+  EXPECT_TRUE(run.ok()) << run.status();
+  return run.ok() ? *run : PipelineRunRecord{};
+}
+
+TaskRunRecord StateStoreConformance::BringTaskTo(const std::string& run_id, const std::string& task,
+                                                 std::string_view to) {
+  TaskRunRecord current = GetTask(run_id, task);
+  for (std::string_view next : PathFromInitial(TaskRunKind(), to)) {
+    absl::StatusOr<std::vector<TaskRunRecord>> moved =
+        store_->TransitionTasks({{.run_id = run_id,
+                                  .task = task,
+                                  .from = current.state,
+                                  .to = next,
+                                  .expected_version = current.version,
+                                  .reason = "setting up"}},
+                                "test");
+    EXPECT_TRUE(moved.ok()) << moved.status();
+    if (!moved.ok()) break;
+    current = moved->at(0);
+  }
+  return current;
+}
+
+TaskRunRecord StateStoreConformance::GetTask(const std::string& run_id, const std::string& task) {
+  absl::StatusOr<std::vector<TaskRunRecord>> tasks = store_->GetTasks(run_id);
+  EXPECT_TRUE(tasks.ok()) << tasks.status();
+  if (tasks.ok()) {
+    for (const TaskRunRecord& t : *tasks) {
+      if (t.task == task) return t;
+    }
+  }
+  ADD_FAILURE() << "no task " << run_id << "/" << task;
+  return {};
+}
+
+std::vector<EventRecord> StateStoreConformance::Events(const std::string& resource) {
+  absl::StatusOr<std::vector<EventRecord>> events = store_->GetEvents(resource);
+  EXPECT_TRUE(events.ok()) << events.status();
+  return events.ok() ? *events : std::vector<EventRecord>{};
+}
+
+namespace {
+
+std::string TaskResource(const std::string& run_id, const std::string& task) {
+  return run_id + "/" + task;
+}
+
+TaskTransition Move(const TaskRunRecord& t, std::string_view to) {
+  return {.run_id = t.run_id,
+          .task = t.task,
+          .from = t.state,
+          .to = to,
+          .expected_version = t.version,
+          .reason = "test"};
+}
+
+// Run in a forked child: opens its own store, waits until the parent closes `go_fd`, races the
+// transition and reports through its exit code.
+constexpr int kChildWon = 0;
+constexpr int kChildLost = 1;
+constexpr int kChildOtherError = 2;
+constexpr int kChildOpenFailed = 3;
+
+int RaceChild(const std::string& uri, int go_fd) {
+  absl::StatusOr<std::unique_ptr<StateStore>> store = OpenStateStore(uri);
+  if (!store.ok()) return kChildOpenFailed;
+  char byte;
+  while (::read(go_fd, &byte, 1) < 0 && errno == EINTR) {
+  }
+  absl::Status status = (*store)
+                            ->TransitionRun({.id = "r",
+                                             .from = run_state::kQueued,
+                                             .to = run_state::kRunning,
+                                             .expected_version = 1,
+                                             .reason = "race",
+                                             .actor = "child"})
+                            .status();
+  if (status.ok()) return kChildWon;
+  return absl::IsFailedPrecondition(status) ? kChildLost : kChildOtherError;
+}
+
+TEST_P(StateStoreConformance, CreateGetAndListRuns) {
+  FERRY_ASSERT_OK_AND_ASSIGN(PipelineRunRecord created,
+                             store_->CreateRun({.id = "r1",
+                                                .pipeline = "p",
+                                                .pipeline_file = "/proj/p.yaml",
+                                                .idempotency_key = "k1",
+                                                .params_json = R"({"lr":0.1})",
+                                                .spec_json = R"({"tasks":[]})",
+                                                .tasks = {"train", "fetch", "eval"},
+                                                .actor = "me"}));
+  EXPECT_EQ(created.id, "r1");
+  EXPECT_EQ(created.pipeline, "p");
+  EXPECT_EQ(created.pipeline_file, "/proj/p.yaml");
+  EXPECT_EQ(created.idempotency_key, "k1");
+  EXPECT_EQ(created.params_json, R"({"lr":0.1})");
+  EXPECT_EQ(created.spec_json, R"({"tasks":[]})");
+  EXPECT_EQ(created.state, run_state::kQueued);
+  EXPECT_EQ(created.version, 1);
+  EXPECT_EQ(created.owner_pid, 0);
+  EXPECT_EQ(created.owner_host, "");
+  EXPECT_NE(created.created_at, absl::InfinitePast());
+  EXPECT_EQ(created.started_at, absl::InfinitePast());
+  EXPECT_EQ(created.finished_at, absl::InfinitePast());
+  EXPECT_EQ(created.message, "");
+
+  FERRY_ASSERT_OK_AND_ASSIGN(PipelineRunRecord got, store_->GetRun("r1"));
+  EXPECT_EQ(got.id, created.id);
+  EXPECT_EQ(got.pipeline_file, created.pipeline_file);
+  EXPECT_EQ(got.params_json, created.params_json);
+  EXPECT_EQ(got.spec_json, created.spec_json);
+  EXPECT_EQ(got.state, created.state);
+  EXPECT_EQ(got.version, created.version);
+  EXPECT_EQ(got.created_at, created.created_at);
+
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<TaskRunRecord> tasks, store_->GetTasks("r1"));
+  ASSERT_EQ(tasks.size(), 3u);
+  const std::vector<std::string> want = {"train", "fetch", "eval"};  // creation order, not sorted
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    EXPECT_EQ(tasks[i].run_id, "r1");
+    EXPECT_EQ(tasks[i].task, want[i]);
+    EXPECT_EQ(tasks[i].state, task_state::kPending);
+    EXPECT_EQ(tasks[i].version, 1);
+    EXPECT_EQ(tasks[i].attempts, 0);
+    EXPECT_EQ(tasks[i].pid, 0);
+    EXPECT_EQ(tasks[i].queued_at, absl::InfinitePast());
+    EXPECT_EQ(tasks[i].finished_at, absl::InfinitePast());
+  }
+
+  MakeRun("r2", {}, "", "q");
+  MakeRun("r3", {"only"}, "", "p");
+  auto ids = [](const std::vector<PipelineRunRecord>& runs) {
+    std::vector<std::string> out;
+    for (const auto& r : runs) out.push_back(r.id);
+    return out;
+  };
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<PipelineRunRecord> all, store_->ListRuns("", 0));
+  EXPECT_EQ(ids(all), (std::vector<std::string>{"r3", "r2", "r1"}));
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<PipelineRunRecord> of_p, store_->ListRuns("p", 0));
+  EXPECT_EQ(ids(of_p), (std::vector<std::string>{"r3", "r1"}));
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<PipelineRunRecord> two, store_->ListRuns("", 2));
+  EXPECT_EQ(ids(two), (std::vector<std::string>{"r3", "r2"}));
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<PipelineRunRecord> none, store_->ListRuns("nope", 0));
+  EXPECT_TRUE(none.empty());
+
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<TaskRunRecord> no_tasks, store_->GetTasks("r2"));
+  EXPECT_TRUE(no_tasks.empty());
+
+  // Creation is recorded: one event for the run, one per task.
+  std::vector<EventRecord> run_events = Events("r1");
+  ASSERT_EQ(run_events.size(), 1u);
+  EXPECT_EQ(run_events[0].kind, "PipelineRun");
+  EXPECT_EQ(run_events[0].from, "");
+  EXPECT_EQ(run_events[0].to, run_state::kQueued);
+  EXPECT_EQ(run_events[0].version, 1);
+  EXPECT_EQ(run_events[0].actor, "me");
+  std::vector<EventRecord> task_events = Events("r1/fetch");
+  ASSERT_EQ(task_events.size(), 1u);
+  EXPECT_EQ(task_events[0].kind, "TaskRun");
+  EXPECT_EQ(task_events[0].to, task_state::kPending);
+  EXPECT_EQ(task_events[0].version, 1);
+}
+
+TEST_P(StateStoreConformance, MissingRowsAreNotFound) {
+  EXPECT_TRUE(absl::IsNotFound(store_->GetRun("nope").status()));
+  EXPECT_TRUE(absl::IsNotFound(store_->GetTasks("nope").status()));
+  EXPECT_TRUE(absl::IsNotFound(store_->GetAttempts("nope", "a").status()));
+  EXPECT_TRUE(absl::IsNotFound(store_
+                                   ->TransitionRun({.id = "nope",
+                                                    .from = run_state::kQueued,
+                                                    .to = run_state::kRunning,
+                                                    .expected_version = 1})
+                                   .status()));
+  MakeRun("r", {"a"});
+  EXPECT_TRUE(absl::IsNotFound(store_->GetAttempts("r", "zz").status()));
+  EXPECT_TRUE(absl::IsNotFound(store_->SetAttemptPid("r", "zz", 7)));
+  EXPECT_TRUE(absl::IsNotFound(store_
+                                   ->TransitionTasks({{.run_id = "r",
+                                                       .task = "zz",
+                                                       .from = task_state::kPending,
+                                                       .to = task_state::kQueued,
+                                                       .expected_version = 1}},
+                                                     "test")
+                                   .status()));
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<AttemptRecord> attempts, store_->GetAttempts("r", "a"));
+  EXPECT_TRUE(attempts.empty());
+}
+
+TEST_P(StateStoreConformance, DuplicateRunIdIsAlreadyExistsAndChangesNothing) {
+  MakeRun("r", {"a"});
+  absl::StatusOr<PipelineRunRecord> again =
+      store_->CreateRun({.id = "r", .pipeline = "other", .tasks = {"a", "b"}});
+  EXPECT_TRUE(absl::IsAlreadyExists(again.status())) << again.status();
+  FERRY_ASSERT_OK_AND_ASSIGN(PipelineRunRecord run, store_->GetRun("r"));
+  EXPECT_EQ(run.pipeline, "p");
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<TaskRunRecord> tasks, store_->GetTasks("r"));
+  EXPECT_EQ(tasks.size(), 1u);
+  EXPECT_EQ(Events("").size(), 2u);  // the first creation's run and task events only
+}
+
+TEST_P(StateStoreConformance, BadNewRunIsInvalidArgument) {
+  EXPECT_TRUE(absl::IsInvalidArgument(store_->CreateRun({.id = "", .pipeline = "p"}).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      store_->CreateRun({.id = "r", .pipeline = "p", .tasks = {"a", "a"}}).status()));
+  EXPECT_TRUE(absl::IsNotFound(store_->GetRun("r").status()));
+}
+
+TEST_P(StateStoreConformance, EveryLegalRunEdge) {
+  const KindTable& kind = PipelineRunKind();
+  for (size_t i = 0; i < kind.edges.size(); ++i) {
+    const Edge& edge = kind.edges[i];
+    SCOPED_TRACE(testing::Message() << edge.from << " -> " << edge.to);
+    const std::string id = "edge" + std::to_string(i);
+    MakeRun(id);
+    PipelineRunRecord before = BringRunTo(id, edge.from);
+    ASSERT_EQ(before.state, edge.from);
+    const size_t events_before = Events(id).size();
+
+    FERRY_ASSERT_OK_AND_ASSIGN(PipelineRunRecord after,
+                               store_->TransitionRun({.id = id,
+                                                      .from = edge.from,
+                                                      .to = edge.to,
+                                                      .expected_version = before.version,
+                                                      .reason = std::string(edge.why),
+                                                      .actor = "walker"}));
+    EXPECT_EQ(after.state, edge.to);
+    EXPECT_EQ(after.version, before.version + 1);
+    FERRY_ASSERT_OK_AND_ASSIGN(PipelineRunRecord stored, store_->GetRun(id));
+    EXPECT_EQ(stored.state, edge.to);
+    EXPECT_EQ(stored.version, before.version + 1);
+
+    std::vector<EventRecord> events = Events(id);
+    ASSERT_EQ(events.size(), events_before + 1);
+    const EventRecord& e = events.back();
+    EXPECT_EQ(e.kind, "PipelineRun");
+    EXPECT_EQ(e.resource, id);
+    EXPECT_EQ(e.from, edge.from);
+    EXPECT_EQ(e.to, edge.to);
+    EXPECT_EQ(e.version, after.version);
+    EXPECT_EQ(e.actor, "walker");
+    EXPECT_EQ(e.reason, edge.why);
+    EXPECT_NE(e.at, absl::InfinitePast());
+  }
+}
+
+TEST_P(StateStoreConformance, EveryLegalTaskEdge) {
+  const KindTable& kind = TaskRunKind();
+  std::vector<std::string> tasks;
+  for (size_t i = 0; i < kind.edges.size(); ++i) tasks.push_back("edge" + std::to_string(i));
+  MakeRun("r", tasks);
+  for (size_t i = 0; i < kind.edges.size(); ++i) {
+    const Edge& edge = kind.edges[i];
+    SCOPED_TRACE(testing::Message() << edge.from << " -> " << edge.to);
+    TaskRunRecord before = BringTaskTo("r", tasks[i], edge.from);
+    ASSERT_EQ(before.state, edge.from);
+    const std::string resource = TaskResource("r", tasks[i]);
+    const size_t events_before = Events(resource).size();
+
+    TaskTransition t = Move(before, edge.to);
+    t.reason = std::string(edge.why);
+    FERRY_ASSERT_OK_AND_ASSIGN(std::vector<TaskRunRecord> moved,
+                               store_->TransitionTasks({t}, "walker"));
+    ASSERT_EQ(moved.size(), 1u);
+    EXPECT_EQ(moved[0].state, edge.to);
+    EXPECT_EQ(moved[0].version, before.version + 1);
+    TaskRunRecord stored = GetTask("r", tasks[i]);
+    EXPECT_EQ(stored.state, edge.to);
+    EXPECT_EQ(stored.version, before.version + 1);
+
+    std::vector<EventRecord> events = Events(resource);
+    ASSERT_EQ(events.size(), events_before + 1);
+    const EventRecord& e = events.back();
+    EXPECT_EQ(e.kind, "TaskRun");
+    EXPECT_EQ(e.resource, resource);
+    EXPECT_EQ(e.from, edge.from);
+    EXPECT_EQ(e.to, edge.to);
+    EXPECT_EQ(e.version, stored.version);
+    EXPECT_EQ(e.actor, "walker");
+    EXPECT_EQ(e.reason, edge.why);
+
+    // Attempts follow the running state: entering opens one, leaving closes it.
+    FERRY_ASSERT_OK_AND_ASSIGN(std::vector<AttemptRecord> attempts,
+                               store_->GetAttempts("r", tasks[i]));
+    EXPECT_EQ(static_cast<int>(attempts.size()), stored.attempts);
+    if (edge.to == task_state::kRunning) {
+      EXPECT_EQ(stored.attempts, before.attempts + 1);
+      ASSERT_FALSE(attempts.empty());
+      EXPECT_EQ(attempts.back().finished_at, absl::InfinitePast());
+    } else {
+      EXPECT_EQ(stored.attempts, before.attempts);
+    }
+    if (edge.from == task_state::kRunning) {
+      ASSERT_FALSE(attempts.empty());
+      EXPECT_NE(attempts.back().finished_at, absl::InfinitePast());
+      EXPECT_EQ(attempts.back().outcome, edge.to);
+      EXPECT_EQ(stored.pid, 0);
+    }
+  }
+}
+
+TEST_P(StateStoreConformance, EveryIllegalRunPairIsInvalidArgumentAndChangesNothing) {
+  const KindTable& kind = PipelineRunKind();
+  std::vector<std::string_view> targets = kind.states;
+  targets.push_back("bogus");
+  int checked = 0;
+  for (std::string_view from : kind.states) {
+    const std::string id = "from-" + std::string(from);
+    MakeRun(id);
+    const PipelineRunRecord before = BringRunTo(id, from);
+    ASSERT_EQ(before.state, from);
+    const size_t events_before = Events("").size();
+    for (std::string_view to : targets) {
+      if (IsLegal(kind, from, to)) continue;
+      SCOPED_TRACE(testing::Message() << from << " -> " << to);
+      absl::StatusOr<PipelineRunRecord> r = store_->TransitionRun(
+          {.id = id, .from = from, .to = to, .expected_version = before.version});
+      EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+      ++checked;
+    }
+    FERRY_ASSERT_OK_AND_ASSIGN(PipelineRunRecord after, store_->GetRun(id));
+    EXPECT_EQ(after.state, before.state);
+    EXPECT_EQ(after.version, before.version);
+    EXPECT_EQ(after.finished_at, before.finished_at);
+    EXPECT_EQ(Events("").size(), events_before);
+  }
+  // An unknown `from` is illegal too.
+  absl::StatusOr<PipelineRunRecord> r = store_->TransitionRun(
+      {.id = "from-queued", .from = "bogus", .to = run_state::kRunning, .expected_version = 1});
+  EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+  const size_t n = kind.states.size();
+  EXPECT_EQ(checked, static_cast<int>(n * (n + 1) - kind.edges.size()));
+}
+
+TEST_P(StateStoreConformance, EveryIllegalTaskPairIsInvalidArgumentAndChangesNothing) {
+  const KindTable& kind = TaskRunKind();
+  std::vector<std::string_view> targets = kind.states;
+  targets.push_back("bogus");
+  MakeRun("r", std::vector<std::string>(kind.states.begin(), kind.states.end()));
+  int checked = 0;
+  for (std::string_view from : kind.states) {
+    const std::string task(from);
+    const TaskRunRecord before = BringTaskTo("r", task, from);
+    ASSERT_EQ(before.state, from);
+    const size_t events_before = Events("").size();
+    for (std::string_view to : targets) {
+      if (IsLegal(kind, from, to)) continue;
+      SCOPED_TRACE(testing::Message() << from << " -> " << to);
+      absl::StatusOr<std::vector<TaskRunRecord>> r =
+          store_->TransitionTasks({Move(before, to)}, "test");
+      EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+      ++checked;
+    }
+    const TaskRunRecord after = GetTask("r", task);
+    EXPECT_EQ(after.state, before.state);
+    EXPECT_EQ(after.version, before.version);
+    EXPECT_EQ(after.attempts, before.attempts);
+    EXPECT_EQ(Events("").size(), events_before);
+  }
+  const size_t n = kind.states.size();
+  EXPECT_EQ(checked, static_cast<int>(n * (n + 1) - kind.edges.size()));
+}
+
+TEST_P(StateStoreConformance, StaleRunVersionIsFailedPreconditionAndChangesNothing) {
+  MakeRun("r");
+  const PipelineRunRecord running = BringRunTo("r", run_state::kRunning);
+  ASSERT_EQ(running.version, 2);
+  const size_t events_before = Events("r").size();
+
+  // Someone else already took queued -> running.
+  absl::StatusOr<PipelineRunRecord> stale = store_->TransitionRun(
+      {.id = "r", .from = run_state::kQueued, .to = run_state::kRunning, .expected_version = 1});
+  EXPECT_TRUE(absl::IsFailedPrecondition(stale.status())) << stale.status();
+  // The right state at the wrong version.
+  absl::StatusOr<PipelineRunRecord> wrong_version = store_->TransitionRun(
+      {.id = "r", .from = run_state::kRunning, .to = run_state::kFailed, .expected_version = 1});
+  EXPECT_TRUE(absl::IsFailedPrecondition(wrong_version.status())) << wrong_version.status();
+
+  FERRY_ASSERT_OK_AND_ASSIGN(PipelineRunRecord after, store_->GetRun("r"));
+  EXPECT_EQ(after.state, run_state::kRunning);
+  EXPECT_EQ(after.version, 2);
+  EXPECT_EQ(after.finished_at, absl::InfinitePast());
+  EXPECT_EQ(Events("r").size(), events_before);
+}
+
+TEST_P(StateStoreConformance, StaleTaskVersionIsFailedPreconditionAndChangesNothing) {
+  MakeRun("r", {"a"});
+  const TaskRunRecord queued = BringTaskTo("r", "a", task_state::kQueued);
+  const size_t events_before = Events("").size();
+
+  TaskTransition stale = Move(queued, task_state::kRunning);
+  stale.expected_version = 1;
+  EXPECT_TRUE(absl::IsFailedPrecondition(store_->TransitionTasks({stale}, "test").status()));
+  TaskTransition wrong_state = Move(queued, task_state::kQueued);
+  wrong_state.from = task_state::kPending;
+  EXPECT_TRUE(absl::IsFailedPrecondition(store_->TransitionTasks({wrong_state}, "test").status()));
+
+  const TaskRunRecord after = GetTask("r", "a");
+  EXPECT_EQ(after.state, task_state::kQueued);
+  EXPECT_EQ(after.version, queued.version);
+  EXPECT_EQ(after.attempts, 0);
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<AttemptRecord> attempts, store_->GetAttempts("r", "a"));
+  EXPECT_TRUE(attempts.empty());
+  EXPECT_EQ(Events("").size(), events_before);
+}
+
+TEST_P(StateStoreConformance, RunTransitionWritesFieldsAndTimes) {
+  MakeRun("r");
+  FERRY_ASSERT_OK_AND_ASSIGN(PipelineRunRecord running,
+                             store_->TransitionRun({.id = "r",
+                                                    .from = run_state::kQueued,
+                                                    .to = run_state::kRunning,
+                                                    .expected_version = 1,
+                                                    .owner_pid = 123,
+                                                    .owner_host = "host-a"}));
+  EXPECT_EQ(running.owner_pid, 123);
+  EXPECT_EQ(running.owner_host, "host-a");
+  EXPECT_NE(running.started_at, absl::InfinitePast());
+  EXPECT_EQ(running.finished_at, absl::InfinitePast());
+
+  FERRY_ASSERT_OK_AND_ASSIGN(PipelineRunRecord failed,
+                             store_->TransitionRun({.id = "r",
+                                                    .from = run_state::kRunning,
+                                                    .to = run_state::kFailed,
+                                                    .expected_version = 2,
+                                                    .message = "task train failed"}));
+  EXPECT_EQ(failed.message, "task train failed");
+  EXPECT_EQ(failed.owner_pid, 123);  // unset fields keep their value
+  EXPECT_EQ(failed.owner_host, "host-a");
+  EXPECT_EQ(failed.started_at, running.started_at);
+  EXPECT_NE(failed.finished_at, absl::InfinitePast());
+
+  // Resume: started_at stays the first start; the run is no longer finished.
+  FERRY_ASSERT_OK_AND_ASSIGN(PipelineRunRecord resumed,
+                             store_->TransitionRun({.id = "r",
+                                                    .from = run_state::kFailed,
+                                                    .to = run_state::kRunning,
+                                                    .expected_version = 3,
+                                                    .owner_pid = 456,
+                                                    .message = ""}));
+  EXPECT_EQ(resumed.owner_pid, 456);
+  EXPECT_EQ(resumed.message, "");
+  EXPECT_EQ(resumed.started_at, running.started_at);
+  EXPECT_EQ(resumed.finished_at, absl::InfinitePast());
+
+  FERRY_ASSERT_OK_AND_ASSIGN(PipelineRunRecord stored, store_->GetRun("r"));
+  EXPECT_EQ(stored.owner_pid, 456);
+  EXPECT_EQ(stored.owner_host, "host-a");
+  EXPECT_EQ(stored.started_at, running.started_at);
+  EXPECT_EQ(stored.version, 4);
+}
+
+TEST_P(StateStoreConformance, TaskBatchIsAllOrNothing) {
+  MakeRun("r", {"a", "b", "c"});
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<TaskRunRecord> initial, store_->GetTasks("r"));
+  const TaskRunRecord& a = initial[0];
+  const TaskRunRecord& b = initial[1];
+  const TaskRunRecord& c = initial[2];
+  const size_t events_before = Events("").size();
+  auto expect_unchanged = [&] {
+    FERRY_ASSERT_OK_AND_ASSIGN(std::vector<TaskRunRecord> now, store_->GetTasks("r"));
+    for (const TaskRunRecord& t : now) {
+      EXPECT_EQ(t.state, task_state::kPending) << t.task;
+      EXPECT_EQ(t.version, 1) << t.task;
+      EXPECT_EQ(t.queued_at, absl::InfinitePast()) << t.task;
+    }
+    EXPECT_EQ(Events("").size(), events_before);
+  };
+
+  TaskTransition stale = Move(c, task_state::kQueued);
+  stale.expected_version = 9;
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      store_
+          ->TransitionTasks({Move(a, task_state::kQueued), Move(b, task_state::kQueued), stale},
+                            "test")
+          .status()));
+  expect_unchanged();
+
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      store_
+          ->TransitionTasks({Move(a, task_state::kQueued), Move(b, task_state::kSucceeded)}, "test")
+          .status()));
+  expect_unchanged();
+
+  TaskTransition missing = Move(c, task_state::kQueued);
+  missing.task = "missing";
+  EXPECT_TRUE(absl::IsNotFound(
+      store_->TransitionTasks({Move(a, task_state::kQueued), missing}, "test").status()));
+  expect_unchanged();
+
+  // The same task twice: the second sees the version the first wrote.
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      store_->TransitionTasks({Move(a, task_state::kQueued), Move(a, task_state::kQueued)}, "test")
+          .status()));
+  expect_unchanged();
+
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<TaskRunRecord> empty, store_->TransitionTasks({}, "test"));
+  EXPECT_TRUE(empty.empty());
+
+  // An attempt opened by a batch that fails later is rolled back with it.
+  const TaskRunRecord queued_a = BringTaskTo("r", "a", task_state::kQueued);
+  const size_t events_mid = Events("").size();
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      store_->TransitionTasks({Move(queued_a, task_state::kRunning), stale}, "test").status()));
+  const TaskRunRecord a_after = GetTask("r", "a");
+  EXPECT_EQ(a_after.state, task_state::kQueued);
+  EXPECT_EQ(a_after.version, queued_a.version);
+  EXPECT_EQ(a_after.attempts, 0);
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<AttemptRecord> attempts, store_->GetAttempts("r", "a"));
+  EXPECT_TRUE(attempts.empty());
+  EXPECT_EQ(Events("").size(), events_mid);
+}
+
+TEST_P(StateStoreConformance, TaskBatchReturnsRowsInTheOrderGiven) {
+  MakeRun("r", {"a", "b", "c"});
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<TaskRunRecord> initial, store_->GetTasks("r"));
+  const size_t events_before = Events("").size();
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<TaskRunRecord> moved,
+                             store_->TransitionTasks({Move(initial[2], task_state::kQueued),
+                                                      Move(initial[0], task_state::kSkipped),
+                                                      Move(initial[1], task_state::kCached)},
+                                                     "scheduler"));
+  ASSERT_EQ(moved.size(), 3u);
+  EXPECT_EQ(moved[0].task, "c");
+  EXPECT_EQ(moved[0].state, task_state::kQueued);
+  EXPECT_NE(moved[0].queued_at, absl::InfinitePast());
+  EXPECT_EQ(moved[1].task, "a");
+  EXPECT_EQ(moved[1].state, task_state::kSkipped);
+  EXPECT_NE(moved[1].finished_at, absl::InfinitePast());
+  EXPECT_EQ(moved[2].task, "b");
+  EXPECT_EQ(moved[2].state, task_state::kCached);
+  for (const TaskRunRecord& t : moved) EXPECT_EQ(t.version, 2);
+  EXPECT_EQ(Events("").size(), events_before + 3);
+  // GetTasks keeps creation order whatever the order of updates.
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<TaskRunRecord> stored, store_->GetTasks("r"));
+  ASSERT_EQ(stored.size(), 3u);
+  EXPECT_EQ(stored[0].task, "a");
+  EXPECT_EQ(stored[1].task, "b");
+  EXPECT_EQ(stored[2].task, "c");
+}
+
+TEST_P(StateStoreConformance, AttemptsOpenAndClose) {
+  MakeRun("r", {"a"});
+  TaskRunRecord t = BringTaskTo("r", "a", task_state::kQueued);
+  EXPECT_NE(t.queued_at, absl::InfinitePast());
+
+  TaskTransition start = Move(t, task_state::kRunning);
+  start.log_uri = "file:///logs/a.1.log";
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<TaskRunRecord> moved,
+                             store_->TransitionTasks({start}, "test"));
+  t = moved[0];
+  EXPECT_EQ(t.attempts, 1);
+  EXPECT_NE(t.started_at, absl::InfinitePast());
+  EXPECT_EQ(t.finished_at, absl::InfinitePast());
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<AttemptRecord> attempts, store_->GetAttempts("r", "a"));
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0].run_id, "r");
+  EXPECT_EQ(attempts[0].task, "a");
+  EXPECT_EQ(attempts[0].attempt, 1);
+  EXPECT_EQ(attempts[0].pid, 0);
+  EXPECT_EQ(attempts[0].log_uri, "file:///logs/a.1.log");
+  EXPECT_EQ(attempts[0].started_at, t.started_at);
+  EXPECT_EQ(attempts[0].finished_at, absl::InfinitePast());
+  EXPECT_EQ(attempts[0].outcome, "");
+
+  FERRY_ASSERT_OK(store_->SetAttemptPid("r", "a", 4242));
+  t = GetTask("r", "a");
+  EXPECT_EQ(t.pid, 4242);
+  EXPECT_EQ(t.version, moved[0].version);  // recording the pid is not a transition
+
+  const absl::Time retry_at = absl::FromUnixMicros(1'900'000'000'000'000);
+  TaskTransition retry = Move(t, task_state::kRetrying);
+  retry.exit_code = 3;
+  retry.retry_at = retry_at;
+  retry.message = "exit 3";
+  FERRY_ASSERT_OK_AND_ASSIGN(moved, store_->TransitionTasks({retry}, "test"));
+  t = moved[0];
+  EXPECT_EQ(t.pid, 0);
+  EXPECT_EQ(t.exit_code, 3);
+  EXPECT_EQ(t.retry_at, retry_at);
+  EXPECT_EQ(t.message, "exit 3");
+  FERRY_ASSERT_OK_AND_ASSIGN(attempts, store_->GetAttempts("r", "a"));
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0].pid, 4242);
+  EXPECT_EQ(attempts[0].outcome, task_state::kRetrying);
+  EXPECT_EQ(attempts[0].exit_code, 3);
+  EXPECT_NE(attempts[0].finished_at, absl::InfinitePast());
+
+  t = BringTaskTo("r", "a", task_state::kQueued);  // retrying -> queued
+  FERRY_ASSERT_OK_AND_ASSIGN(moved, store_->TransitionTasks({Move(t, task_state::kRunning)}, "x"));
+  t = moved[0];
+  EXPECT_EQ(t.attempts, 2);
+  TaskTransition done = Move(t, task_state::kSucceeded);
+  done.exit_code = 0;
+  done.cache_key = "ck";
+  done.output_uri = "file:///out/a";
+  done.output_hash = "sha256:00";
+  FERRY_ASSERT_OK_AND_ASSIGN(moved, store_->TransitionTasks({done}, "test"));
+  t = moved[0];
+  EXPECT_EQ(t.state, task_state::kSucceeded);
+  EXPECT_EQ(t.exit_code, 0);
+  EXPECT_EQ(t.cache_key, "ck");
+  EXPECT_EQ(t.output_uri, "file:///out/a");
+  EXPECT_EQ(t.output_hash, "sha256:00");
+  EXPECT_EQ(t.message, "exit 3");  // not given, so kept
+  EXPECT_NE(t.finished_at, absl::InfinitePast());
+  FERRY_ASSERT_OK_AND_ASSIGN(attempts, store_->GetAttempts("r", "a"));
+  ASSERT_EQ(attempts.size(), 2u);
+  EXPECT_EQ(attempts[1].attempt, 2);
+  EXPECT_EQ(attempts[1].outcome, task_state::kSucceeded);
+  EXPECT_EQ(attempts[1].exit_code, 0);
+  EXPECT_EQ(attempts[1].log_uri, "");
+  EXPECT_NE(attempts[1].finished_at, absl::InfinitePast());
+}
+
+TEST_P(StateStoreConformance, SetAttemptPidNeedsALiveAttempt) {
+  MakeRun("r", {"a"});
+  EXPECT_TRUE(absl::IsFailedPrecondition(store_->SetAttemptPid("r", "a", 1)));
+  TaskRunRecord t = BringTaskTo("r", "a", task_state::kRunning);
+  FERRY_ASSERT_OK(store_->SetAttemptPid("r", "a", 77));
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<TaskRunRecord> moved,
+                             store_->TransitionTasks({Move(t, task_state::kFailed)}, "test"));
+  EXPECT_EQ(moved[0].pid, 0);
+  EXPECT_TRUE(absl::IsFailedPrecondition(store_->SetAttemptPid("r", "a", 78)));
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<AttemptRecord> attempts, store_->GetAttempts("r", "a"));
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0].pid, 77);
+}
+
+TEST_P(StateStoreConformance, OneLiveAttemptPerTaskAcrossConnections) {
+  std::unique_ptr<StateStore> other = Connect();
+  ASSERT_NE(other, nullptr);
+  MakeRun("r", {"a"});
+  const TaskRunRecord queued = BringTaskTo("r", "a", task_state::kQueued);
+
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<TaskRunRecord> seen, other->GetTasks("r"));
+  ASSERT_EQ(seen[0].version, queued.version);  // the other connection sees the write
+  FERRY_ASSERT_OK(store_->TransitionTasks({Move(queued, task_state::kRunning)}, "one").status());
+  absl::Status second =
+      other->TransitionTasks({Move(seen[0], task_state::kRunning)}, "two").status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(second)) << second;
+
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<AttemptRecord> attempts, other->GetAttempts("r", "a"));
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0].finished_at, absl::InfinitePast());
+
+  // A retry from the other connection closes attempt 1 and opens attempt 2: still one live.
+  FERRY_ASSERT_OK_AND_ASSIGN(seen, other->GetTasks("r"));
+  FERRY_ASSERT_OK_AND_ASSIGN(seen,
+                             other->TransitionTasks({Move(seen[0], task_state::kRetrying)}, "two"));
+  FERRY_ASSERT_OK_AND_ASSIGN(seen,
+                             other->TransitionTasks({Move(seen[0], task_state::kQueued)}, "two"));
+  FERRY_ASSERT_OK_AND_ASSIGN(seen,
+                             other->TransitionTasks({Move(seen[0], task_state::kRunning)}, "two"));
+  FERRY_ASSERT_OK_AND_ASSIGN(attempts, store_->GetAttempts("r", "a"));
+  ASSERT_EQ(attempts.size(), 2u);
+  EXPECT_NE(attempts[0].finished_at, absl::InfinitePast());
+  EXPECT_EQ(attempts[1].attempt, 2);
+  EXPECT_EQ(attempts[1].finished_at, absl::InfinitePast());
+}
+
+TEST_P(StateStoreConformance, IdempotencyKeyConflictsOnlyWhileTheRunIsLive) {
+  const KindTable& kind = PipelineRunKind();
+  for (std::string_view state : kind.states) {
+    SCOPED_TRACE(state);
+    const std::string first = "first-" + std::string(state);
+    const std::string second = "second-" + std::string(state);
+    const std::string key = "key-" + std::string(state);
+    MakeRun(first, {}, key);
+    BringRunTo(first, state);
+    absl::StatusOr<PipelineRunRecord> r =
+        store_->CreateRun({.id = second, .pipeline = "p", .idempotency_key = key});
+    if (IsTerminal(kind, state)) {
+      EXPECT_TRUE(r.ok()) << r.status();
+    } else {
+      EXPECT_TRUE(absl::IsAlreadyExists(r.status())) << r.status();
+      EXPECT_NE(r.status().message().find(first), std::string::npos) << r.status();
+      EXPECT_TRUE(absl::IsNotFound(store_->GetRun(second).status()));
+      // The same key on another pipeline is another key.
+      EXPECT_TRUE(
+          store_->CreateRun({.id = second + "-q", .pipeline = "q", .idempotency_key = key}).ok());
+    }
+  }
+  // No key, no conflict.
+  MakeRun("nokey-1");
+  MakeRun("nokey-2");
+}
+
+TEST_P(StateStoreConformance, ResumeIsRefusedWhileAnotherRunHoldsTheKey) {
+  MakeRun("r1", {}, "k");
+  const PipelineRunRecord failed = BringRunTo("r1", run_state::kFailed);
+  MakeRun("r2", {}, "k");  // allowed: r1 is no longer live
+  const size_t events_before = Events("").size();
+
+  absl::StatusOr<PipelineRunRecord> resume =
+      store_->TransitionRun({.id = "r1",
+                             .from = run_state::kFailed,
+                             .to = run_state::kRunning,
+                             .expected_version = failed.version});
+  EXPECT_TRUE(absl::IsFailedPrecondition(resume.status())) << resume.status();
+  EXPECT_NE(resume.status().message().find("r2"), std::string::npos) << resume.status();
+  FERRY_ASSERT_OK_AND_ASSIGN(PipelineRunRecord r1, store_->GetRun("r1"));
+  EXPECT_EQ(r1.state, run_state::kFailed);
+  EXPECT_EQ(r1.version, failed.version);
+  EXPECT_EQ(Events("").size(), events_before);
+
+  BringRunTo("r2", run_state::kSucceeded);
+  FERRY_ASSERT_OK(store_
+                      ->TransitionRun({.id = "r1",
+                                       .from = run_state::kFailed,
+                                       .to = run_state::kRunning,
+                                       .expected_version = failed.version})
+                      .status());
+}
+
+TEST_P(StateStoreConformance, EventsAreOrdered) {
+  MakeRun("r", {"a"});
+  PipelineRunRecord run = BringRunTo("r", run_state::kRunning);
+  TaskRunRecord a = BringTaskTo("r", "a", task_state::kRunning);
+  FERRY_ASSERT_OK_AND_ASSIGN(run, store_->TransitionRun({.id = "r",
+                                                         .from = run.state,
+                                                         .to = run_state::kCancelling,
+                                                         .expected_version = run.version,
+                                                         .reason = "ferry cancel",
+                                                         .actor = "ferry cancel"}));
+  FERRY_ASSERT_OK(store_->TransitionTasks({Move(a, task_state::kCancelled)}, "ferry run").status());
+  FERRY_ASSERT_OK(store_
+                      ->TransitionRun({.id = "r",
+                                       .from = run.state,
+                                       .to = run_state::kCancelled,
+                                       .expected_version = run.version})
+                      .status());
+
+  using Step = std::tuple<std::string, std::string, std::string, int64_t>;
+  auto steps = [](const std::vector<EventRecord>& events) {
+    std::vector<Step> out;
+    for (const EventRecord& e : events) out.emplace_back(e.resource, e.from, e.to, e.version);
+    return out;
+  };
+  const std::vector<EventRecord> all = Events("");
+  EXPECT_EQ(steps(all), (std::vector<Step>{{"r", "", "queued", 1},
+                                           {"r/a", "", "pending", 1},
+                                           {"r", "queued", "running", 2},
+                                           {"r/a", "pending", "queued", 2},
+                                           {"r/a", "queued", "running", 3},
+                                           {"r", "running", "cancelling", 3},
+                                           {"r/a", "running", "cancelled", 4},
+                                           {"r", "cancelling", "cancelled", 4}}));
+  for (size_t i = 1; i < all.size(); ++i) EXPECT_LT(all[i - 1].seq, all[i].seq);
+  EXPECT_EQ(all[5].actor, "ferry cancel");
+  EXPECT_EQ(all[5].reason, "ferry cancel");
+  EXPECT_EQ(all[6].actor, "ferry run");
+
+  EXPECT_EQ(steps(Events("r")), (std::vector<Step>{{"r", "", "queued", 1},
+                                                   {"r", "queued", "running", 2},
+                                                   {"r", "running", "cancelling", 3},
+                                                   {"r", "cancelling", "cancelled", 4}}));
+  EXPECT_EQ(Events("r/a").size(), 4u);
+  EXPECT_TRUE(Events("nope").empty());
+}
+
+TEST_P(StateStoreConformance, Checkpoints) {
+  EXPECT_TRUE(absl::IsNotFound(store_->GetCheckpoint("ck").status()));
+  const CheckpointRecord c{.cache_key = "ck",
+                           .pipeline = "p",
+                           .run_id = "r1",
+                           .task = "train",
+                           .output_uri = "file:///ckpt/ck",
+                           .output_hash = "sha256:aa",
+                           .created_at = absl::FromUnixMicros(1'700'000'000'123'456)};
+  FERRY_ASSERT_OK(store_->PutCheckpoint(c));
+  FERRY_ASSERT_OK_AND_ASSIGN(CheckpointRecord got, store_->GetCheckpoint("ck"));
+  EXPECT_EQ(got.cache_key, "ck");
+  EXPECT_EQ(got.pipeline, "p");
+  EXPECT_EQ(got.run_id, "r1");
+  EXPECT_EQ(got.task, "train");
+  EXPECT_EQ(got.output_uri, "file:///ckpt/ck");
+  EXPECT_EQ(got.output_hash, "sha256:aa");
+  EXPECT_EQ(got.created_at, c.created_at);
+
+  CheckpointRecord newer = c;
+  newer.run_id = "r2";
+  newer.output_uri = "file:///ckpt/ck2";
+  newer.created_at = absl::InfinitePast();  // the store stamps it
+  FERRY_ASSERT_OK(store_->PutCheckpoint(newer));
+  std::unique_ptr<StateStore> other = Connect();
+  ASSERT_NE(other, nullptr);
+  FERRY_ASSERT_OK_AND_ASSIGN(got, other->GetCheckpoint("ck"));
+  EXPECT_EQ(got.run_id, "r2");
+  EXPECT_EQ(got.output_uri, "file:///ckpt/ck2");
+  EXPECT_NE(got.created_at, absl::InfinitePast());
+
+  EXPECT_TRUE(absl::IsNotFound(store_->GetCheckpoint("other").status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(store_->PutCheckpoint({.cache_key = ""})));
+}
+
+TEST_P(StateStoreConformance, ThreadsRaceOneRunTransition) {
+  constexpr int kThreads = 8;
+  MakeRun("r");
+  std::vector<std::unique_ptr<StateStore>> stores;
+  for (int i = 0; i < kThreads; ++i) {
+    stores.push_back(Connect());
+    ASSERT_NE(stores.back(), nullptr);
+  }
+  std::vector<absl::Status> results(kThreads);
+  std::latch start(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      start.arrive_and_wait();
+      results[i] = stores[i]
+                       ->TransitionRun({.id = "r",
+                                        .from = run_state::kQueued,
+                                        .to = run_state::kRunning,
+                                        .expected_version = 1,
+                                        .reason = "race",
+                                        .actor = "thread " + std::to_string(i)})
+                       .status();
+    });
+  }
+  for (std::thread& t : threads) t.join();
+
+  int won = 0;
+  int lost = 0;
+  for (const absl::Status& s : results) {
+    if (s.ok()) {
+      ++won;
+    } else if (absl::IsFailedPrecondition(s)) {
+      ++lost;
+    } else {
+      ADD_FAILURE() << s;
+    }
+  }
+  EXPECT_EQ(won, 1);
+  EXPECT_EQ(lost, kThreads - 1);
+  FERRY_ASSERT_OK_AND_ASSIGN(PipelineRunRecord run, store_->GetRun("r"));
+  EXPECT_EQ(run.state, run_state::kRunning);
+  EXPECT_EQ(run.version, 2);
+  std::vector<EventRecord> events = Events("r");
+  ASSERT_EQ(events.size(), 2u);  // created, and the one winning transition
+  EXPECT_EQ(events[1].to, run_state::kRunning);
+}
+
+TEST_P(StateStoreConformance, ProcessesRaceOneRunTransition) {
+  constexpr int kChildren = 4;
+  constexpr int kDeadlineMs = 60'000;
+  MakeRun("r");
+  store_.reset();  // no connection is carried across fork()
+
+  int go[2];
+  int done[2];
+  ASSERT_EQ(::pipe(go), 0);
+  ASSERT_EQ(::pipe(done), 0);
+  std::vector<pid_t> children;
+  for (int i = 0; i < kChildren; ++i) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::close(go[1]);
+      ::close(done[0]);
+      ::_exit(RaceChild(uri_, go[0]));  // `done[1]` closes when the child exits
+    }
+    ASSERT_GT(pid, 0) << "fork failed";
+    children.push_back(pid);
+  }
+  ::close(go[0]);
+  ::close(done[1]);
+  ::close(go[1]);  // start: every child reads end-of-file
+
+  // Wait, bounded, until every child has exited: the read end then sees end-of-file.
+  bool all_exited = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kDeadlineMs);
+  while (!all_exited) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{.fd = done[0], .events = POLLIN, .revents = 0};
+    const int n = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    char byte;
+    all_exited = ::read(done[0], &byte, 1) == 0;
+  }
+  ::close(done[0]);
+  if (!all_exited) {
+    for (pid_t pid : children) ::kill(pid, SIGKILL);
+  }
+  std::map<int, int> codes;  // exit code -> children
+  for (pid_t pid : children) {
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    if (WIFEXITED(status)) ++codes[WEXITSTATUS(status)];
+  }
+  ASSERT_TRUE(all_exited) << "children did not finish within " << kDeadlineMs << " ms";
+  EXPECT_EQ(codes[kChildWon], 1);
+  EXPECT_EQ(codes[kChildLost], kChildren - 1);
+  EXPECT_EQ(codes[kChildOtherError], 0);
+  EXPECT_EQ(codes[kChildOpenFailed], 0);
+
+  store_ = Connect();
+  ASSERT_NE(store_, nullptr);
+  FERRY_ASSERT_OK_AND_ASSIGN(PipelineRunRecord run, store_->GetRun("r"));
+  EXPECT_EQ(run.state, run_state::kRunning);
+  EXPECT_EQ(run.version, 2);
+  EXPECT_EQ(Events("r").size(), 2u);
+}
+
+TEST_P(StateStoreConformance, ThreadsRaceOneTaskBatch) {
+  constexpr int kThreads = 8;
+  MakeRun("r", {"a", "b"});
+  const TaskRunRecord a = BringTaskTo("r", "a", task_state::kQueued);
+  const TaskRunRecord b = BringTaskTo("r", "b", task_state::kQueued);
+  std::vector<std::unique_ptr<StateStore>> stores;
+  for (int i = 0; i < kThreads; ++i) {
+    stores.push_back(Connect());
+    ASSERT_NE(stores.back(), nullptr);
+  }
+  std::vector<absl::Status> results(kThreads);
+  std::latch start(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      start.arrive_and_wait();
+      // Half the threads list the tasks in the other order.
+      std::vector<TaskTransition> batch = {Move(a, task_state::kRunning),
+                                           Move(b, task_state::kRunning)};
+      if (i % 2 == 1) std::swap(batch[0], batch[1]);
+      results[i] = stores[i]->TransitionTasks(batch, "thread " + std::to_string(i)).status();
+    });
+  }
+  for (std::thread& t : threads) t.join();
+
+  int won = 0;
+  int lost = 0;
+  for (const absl::Status& s : results) {
+    if (s.ok()) {
+      ++won;
+    } else if (absl::IsFailedPrecondition(s)) {
+      ++lost;
+    } else {
+      ADD_FAILURE() << s;
+    }
+  }
+  EXPECT_EQ(won, 1);
+  EXPECT_EQ(lost, kThreads - 1);
+  for (const std::string task : {"a", "b"}) {
+    SCOPED_TRACE(task);
+    const TaskRunRecord t = GetTask("r", task);
+    EXPECT_EQ(t.state, task_state::kRunning);
+    EXPECT_EQ(t.version, a.version + 1);
+    EXPECT_EQ(t.attempts, 1);
+    FERRY_ASSERT_OK_AND_ASSIGN(std::vector<AttemptRecord> attempts, store_->GetAttempts("r", task));
+    ASSERT_EQ(attempts.size(), 1u);
+    EXPECT_EQ(attempts[0].finished_at, absl::InfinitePast());
+    EXPECT_EQ(Events(TaskResource("r", task)).size(), 3u);  // created, queued, running once
+  }
+}
+
+}  // namespace
+}  // namespace ferry::state

@@ -1,0 +1,471 @@
+#include "ferry/pipeline/scheduler.h"
+
+#include <deque>
+#include <map>
+#include <unordered_map>
+#include <vector>
+
+#include "fmt/format.h"
+#include "fmt/ranges.h"
+#include "ferry/common/status.h"
+#include "ferry/common/units.h"
+#include "ferry/pipeline/checkpoint.h"
+#include "ferry/pipeline/workdir.h"
+#include "ferry/state/kinds.h"
+#include "ferry/storage/layout.h"
+
+namespace ferry::pipeline {
+
+namespace ts = state::task_state;
+namespace rs = state::run_state;
+
+struct Scheduler::Node {
+  const ResolvedStep* step = nullptr;
+  state::TaskRunRecord rec;
+  std::vector<int> children;
+  std::vector<int> parents;
+  int unfinished_parents = 0;
+  int base_attempts = 0;          // attempts before this drive queued it; retries count from here
+  int64_t handle = 0;             // live process
+  absl::Time deadline = absl::InfiniteFuture();
+  bool timed_out = false;
+  std::string dir_key;            // runs/<p>/<r>/<task>
+  std::string dir;                // its local folder
+};
+
+class Scheduler::Impl {
+ public:
+  Impl(const SchedulerDeps& deps, const ResolvedPipeline& p, const Selection& sel)
+      : d_(deps), p_(p), sel_(sel) {}
+
+  absl::StatusOr<state::PipelineRunRecord> Drive() {
+    FERRY_RETURN_IF_ERROR(Load());
+    FERRY_RETURN_IF_ERROR(Start());
+    absl::Time next_run_check = Now();
+    while (true) {
+      if (!cancelling_ && d_.cancel != nullptr && d_.cancel->load()) {
+        FERRY_RETURN_IF_ERROR(BeginCancel("cancelled by a signal"));
+      }
+      if (!cancelling_) FERRY_RETURN_IF_ERROR(Dispatch());
+      if (live_.empty() && queue_.empty() && timers_.empty()) break;
+
+      absl::Time now = Now();
+      absl::Time wake = now + (d_.observer ? d_.observer->tick() : absl::Seconds(1));
+      if (!timers_.empty()) wake = std::min(wake, timers_.begin()->first);
+      for (const auto& [handle, idx] : live_) wake = std::min(wake, nodes_[idx].deadline);
+      FERRY_ASSIGN_OR_RETURN(std::vector<exec::ExitInfo> exits,
+                             d_.executor->Wait(std::max(absl::ZeroDuration(), wake - now)));
+      std::vector<state::TaskTransition> batch;
+      for (const exec::ExitInfo& e : exits) FERRY_RETURN_IF_ERROR(OnExit(e, &batch));
+      FERRY_RETURN_IF_ERROR(Apply(batch));
+      FERRY_RETURN_IF_ERROR(OnTimers());
+      if (d_.observer) d_.observer->OnTick();
+      // `ferry cancel` from another process: the signal it sends normally gets here first; the
+      // store is checked too, at most once a second, for when the signal cannot reach us.
+      if (!cancelling_ && Now() >= next_run_check) {
+        next_run_check = Now() + absl::Seconds(1);
+        FERRY_ASSIGN_OR_RETURN(state::PipelineRunRecord run, d_.store->GetRun(p_.run_id));
+        if (run.state == rs::kCancelling) FERRY_RETURN_IF_ERROR(BeginCancel(run.message));
+      }
+    }
+    return Finish();
+  }
+
+ private:
+  absl::Time Now() const { return d_.clock->Now(); }
+
+  absl::Status Load() {
+    FERRY_ASSIGN_OR_RETURN(std::vector<state::TaskRunRecord> recs, d_.store->GetTasks(p_.run_id));
+    std::unordered_map<std::string, int>& by_name = index_;
+    nodes_.resize(p_.steps.size());
+    for (size_t i = 0; i < p_.steps.size(); ++i) {
+      nodes_[i].step = &p_.steps[i];
+      by_name[p_.steps[i].name] = static_cast<int>(i);
+    }
+    for (state::TaskRunRecord& r : recs) {
+      auto it = by_name.find(r.task);
+      if (it == by_name.end()) {
+        return absl::DataLossError(fmt::format("run {} has task '{}' that its spec lacks",
+                                               p_.run_id, r.task));
+      }
+      nodes_[it->second].rec = std::move(r);
+    }
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      Node& n = nodes_[i];
+      if (n.rec.task.empty()) {
+        return absl::DataLossError(fmt::format("task '{}' of run {} is missing from the store",
+                                               n.step->name, p_.run_id));
+      }
+      FERRY_ASSIGN_OR_RETURN(n.dir_key, storage::layout::TaskDir(p_.name, p_.run_id, n.step->name));
+      FERRY_ASSIGN_OR_RETURN(n.dir, d_.lake->LocalPath(n.dir_key));
+      n.base_attempts = n.rec.attempts;
+      for (const std::string& need : n.step->needs) {
+        int parent = by_name.at(need);
+        n.parents.push_back(parent);
+        nodes_[parent].children.push_back(static_cast<int>(i));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  static bool Done(const Node& n) {
+    return n.rec.state == ts::kSucceeded || n.rec.state == ts::kCached;
+  }
+
+  // Classifies every task once, at the start of the drive.
+  absl::Status Start() {
+    std::vector<state::TaskTransition> batch;
+    for (Node& n : nodes_) {
+      for (int parent : n.parents) {
+        if (!Done(nodes_[parent])) ++n.unfinished_parents;
+      }
+    }
+    // Tasks not selected by --only/--from and not needed by the selection are skipped.
+    if (sel_.active) {
+      std::vector<bool> needed(nodes_.size(), false);
+      for (int i = static_cast<int>(nodes_.size()) - 1; i >= 0; --i) {
+        if (sel_.selected.count(nodes_[i].step->name)) needed[i] = true;
+        if (needed[i]) {
+          for (int parent : nodes_[i].parents) needed[parent] = true;
+        }
+      }
+      for (size_t i = 0; i < nodes_.size(); ++i) {
+        if (!needed[i] && nodes_[i].rec.state == ts::kPending) {
+          batch.push_back(Move(nodes_[i], ts::kSkipped, "not selected by --only/--from"));
+        }
+      }
+      FERRY_RETURN_IF_ERROR(Apply(batch));
+      batch.clear();
+    }
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      Node& n = nodes_[i];
+      if (n.rec.state == ts::kQueued) {
+        queue_.push_back(static_cast<int>(i));
+      } else if (n.rec.state == ts::kRetrying) {
+        timers_.emplace(n.rec.retry_at, static_cast<int>(i));
+      } else if (n.rec.state == ts::kPending && n.unfinished_parents == 0) {
+        FERRY_RETURN_IF_ERROR(Promote(static_cast<int>(i), &batch));
+      } else if (n.rec.state == ts::kRunning) {
+        return absl::FailedPreconditionError(fmt::format(
+            "task '{}' of run {} is still running under another owner", n.step->name, p_.run_id));
+      }
+    }
+    return Apply(batch);
+  }
+
+  state::TaskTransition Move(const Node& n, std::string_view to, std::string reason) {
+    state::TaskTransition t;
+    t.run_id = p_.run_id;
+    t.task = n.step->name;
+    t.from = n.rec.state;
+    t.to = to;
+    t.expected_version = n.rec.version;
+    t.reason = std::move(reason);
+    return t;
+  }
+
+  // A pending task whose upstream tasks are all done: a cache hit, or queued to run.
+  absl::Status Promote(int idx, std::vector<state::TaskTransition>* batch) {
+    Node& n = nodes_[idx];
+    std::map<std::string, std::string> upstream;
+    for (int parent : n.parents) upstream[nodes_[parent].step->name] = nodes_[parent].rec.output_hash;
+    absl::StatusOr<std::string> key = CacheKey(p_, *n.step, upstream);
+    bool forced = sel_.active && sel_.selected.count(n.step->name);
+    if (key.ok() && n.step->cache && !forced) {
+      absl::StatusOr<state::CheckpointRecord> hit = d_.store->GetCheckpoint(*key);
+      if (hit.ok() && d_.lake->CheckCommitted(hit->output_uri).ok()) {
+        state::TaskTransition t = Move(n, ts::kCached, "checkpoint hit from run " + hit->run_id);
+        t.cache_key = *key;
+        t.output_uri = hit->output_uri;
+        t.output_hash = hit->output_hash;
+        batch->push_back(std::move(t));
+        return absl::OkStatus();
+      }
+      if (!hit.ok() && hit.status().code() != absl::StatusCode::kNotFound) return hit.status();
+    }
+    state::TaskTransition t = Move(n, ts::kQueued, forced ? "selected" : "ready");
+    if (key.ok()) t.cache_key = *key;
+    else t.message = std::string(key.status().message());
+    batch->push_back(std::move(t));
+    queue_.push_back(idx);
+    return absl::OkStatus();
+  }
+
+  // Persists a batch, then updates the in-memory records and tells the observer.
+  absl::Status Apply(std::vector<state::TaskTransition>& batch) {
+    if (batch.empty()) return absl::OkStatus();
+    FERRY_ASSIGN_OR_RETURN(std::vector<state::TaskRunRecord> recs,
+                           d_.store->TransitionTasks(batch, d_.actor));
+    for (size_t i = 0; i < recs.size(); ++i) {
+      Node& n = nodes_[IndexOf(recs[i].task)];
+      n.rec = std::move(recs[i]);
+      if (d_.observer) d_.observer->OnTaskChanged(n.rec, batch[i].reason);
+      // Whatever finished successfully makes its children one step closer to ready.
+      if (Done(n)) FERRY_RETURN_IF_ERROR(ReleaseChildren(n, &followups_));
+    }
+    batch.clear();
+    if (!followups_.empty()) {
+      std::vector<state::TaskTransition> next;
+      next.swap(followups_);
+      return Apply(next);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ReleaseChildren(const Node& n, std::vector<state::TaskTransition>* batch) {
+    for (int child : n.children) {
+      Node& c = nodes_[child];
+      if (--c.unfinished_parents == 0 && c.rec.state == ts::kPending && !cancelling_) {
+        FERRY_RETURN_IF_ERROR(Promote(child, batch));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  int IndexOf(const std::string& task) const {
+    auto it = index_.find(task);
+    FERRY_CHECK(it != index_.end());
+    return it->second;
+  }
+
+  // Moves queued tasks into free slots: persisted as running first, then launched.
+  absl::Status Dispatch() {
+    int slots = p_.max_parallel - static_cast<int>(live_.size());
+    if (slots <= 0 || queue_.empty()) return absl::OkStatus();
+    std::vector<int> picked;
+    std::vector<state::TaskTransition> batch;
+    while (slots-- > 0 && !queue_.empty()) {
+      int idx = queue_.front();
+      queue_.pop_front();
+      Node& n = nodes_[idx];
+      FERRY_ASSIGN_OR_RETURN(std::string log_key, storage::layout::TaskLog(p_.name, p_.run_id, n.step->name, n.rec.attempts + 1));
+      state::TaskTransition t = Move(n, ts::kRunning, fmt::format("attempt {}", n.rec.attempts + 1));
+      t.log_uri = log_key;
+      batch.push_back(std::move(t));
+      picked.push_back(idx);
+    }
+    FERRY_RETURN_IF_ERROR(Apply(batch));
+    std::vector<state::TaskTransition> failed;
+    for (int idx : picked) {
+      Node& n = nodes_[idx];
+      absl::StatusOr<int64_t> handle = Launch(n);
+      if (!handle.ok()) {
+        FERRY_RETURN_IF_ERROR(AttemptFailed(n, 127, std::string(handle.status().message()), &failed));
+        continue;
+      }
+      n.handle = *handle;
+      n.timed_out = false;
+      n.deadline = n.step->resources.timeout > absl::ZeroDuration()
+                       ? Now() + n.step->resources.timeout
+                       : absl::InfiniteFuture();
+      live_[*handle] = idx;
+      FERRY_RETURN_IF_ERROR(d_.store->SetAttemptPid(p_.run_id, n.step->name, *handle));
+    }
+    return Apply(failed);
+  }
+
+  absl::StatusOr<int64_t> Launch(Node& n) {
+    std::map<std::string, std::string> channels;
+    for (int parent : n.parents) {
+      FERRY_ASSIGN_OR_RETURN(channels[nodes_[parent].step->name],
+                             d_.lake->LocalPath(nodes_[parent].rec.output_uri));
+    }
+    using Env = std::map<std::string, std::string>;
+    FERRY_ASSIGN_OR_RETURN(Env env, PrepareWorkdir(p_, *n.step, n.rec.attempts, n.dir, channels,
+                                          d_.lake->root_uri()));
+    FERRY_ASSIGN_OR_RETURN(std::string log_key, storage::layout::TaskLog(p_.name, p_.run_id,
+                                                                          n.step->name, n.rec.attempts));
+    FERRY_ASSIGN_OR_RETURN(std::string log_path, d_.lake->LocalPath(log_key));
+    exec::LaunchSpec spec;
+    spec.label = fmt::format("{}/{}#{}", p_.run_id, n.step->name, n.rec.attempts);
+    spec.argv = n.step->argv;
+    spec.env = std::move(env);
+    spec.cwd = p_.project_dir;
+    spec.log_path = log_path;
+    spec.resources = n.step->resources;
+    return d_.executor->Launch(spec);
+  }
+
+  absl::Status OnExit(const exec::ExitInfo& e, std::vector<state::TaskTransition>* batch) {
+    auto it = live_.find(e.handle);
+    if (it == live_.end()) return absl::OkStatus();
+    int idx = it->second;
+    live_.erase(it);
+    Node& n = nodes_[idx];
+    n.handle = 0;
+    if (cancelling_) {
+      state::TaskTransition t = Move(n, ts::kCancelled, "run cancelled: " + e.message);
+      t.exit_code = e.exit_code;
+      batch->push_back(std::move(t));
+      return absl::OkStatus();
+    }
+    if (e.exit_code == 0 && !n.timed_out) return Succeeded(n, batch);
+    std::string why = n.timed_out
+                          ? fmt::format("timed out after {}", HumanDuration(n.step->resources.timeout))
+                          : e.message;
+    std::string failure = ReadFailureMessage(n.dir);
+    if (!failure.empty()) why += ": " + failure;
+    return AttemptFailed(n, e.exit_code, why, batch);
+  }
+
+  // Commits the checkpoint (manifest last), indexes it, then records success.
+  absl::Status Succeeded(Node& n, std::vector<state::TaskTransition>* batch) {
+    FERRY_ASSIGN_OR_RETURN(OutputSummary out, SummarizeOutput(n.dir));
+    nlohmann::json manifest = {{"pipeline", p_.name},
+                               {"run_id", p_.run_id},
+                               {"task", n.step->name},
+                               {"attempt", n.rec.attempts},
+                               {"cache_key", n.rec.cache_key},
+                               {"output_hash", out.hash},
+                               {"files", out.files},
+                               {"committed_at", absl::FormatTime(absl::RFC3339_sec, Now(), absl::UTCTimeZone())}};
+    FERRY_RETURN_IF_ERROR(d_.lake->Commit(n.dir_key, manifest.dump(2)));
+    if (!n.rec.cache_key.empty() && n.step->cache) {
+      FERRY_RETURN_IF_ERROR(d_.store->PutCheckpoint({.cache_key = n.rec.cache_key,
+                                                     .pipeline = p_.name,
+                                                     .run_id = p_.run_id,
+                                                     .task = n.step->name,
+                                                     .output_uri = n.dir_key,
+                                                     .output_hash = out.hash,
+                                                     .created_at = Now()}));
+    }
+    state::TaskTransition t = Move(n, ts::kSucceeded, "exited with code 0");
+    t.exit_code = 0;
+    t.output_uri = n.dir_key;
+    t.output_hash = out.hash;
+    batch->push_back(std::move(t));
+    return absl::OkStatus();
+  }
+
+  absl::Status AttemptFailed(Node& n, int exit_code, const std::string& why,
+                             std::vector<state::TaskTransition>* batch) {
+    int tries = n.rec.attempts - n.base_attempts;
+    if (tries <= n.step->resources.retries) {
+      absl::Duration delay = config::RetryDelay(n.step->resources, tries);
+      state::TaskTransition t =
+          Move(n, ts::kRetrying, fmt::format("{}; retry {} of {} in {}", why, tries,
+                                             n.step->resources.retries, HumanDuration(delay)));
+      t.exit_code = exit_code;
+      t.retry_at = Now() + delay;
+      t.message = why;
+      timers_.emplace(*t.retry_at, IndexOf(n.step->name));
+      batch->push_back(std::move(t));
+      return absl::OkStatus();
+    }
+    state::TaskTransition t = Move(n, ts::kFailed, why);
+    t.exit_code = exit_code;
+    t.message = why;
+    batch->push_back(std::move(t));
+    // Everything downstream that has not started can no longer run.
+    std::vector<int> stack(n.children.begin(), n.children.end());
+    std::vector<bool> seen(nodes_.size(), false);
+    while (!stack.empty()) {
+      int c = stack.back();
+      stack.pop_back();
+      if (seen[c]) continue;
+      seen[c] = true;
+      if (nodes_[c].rec.state == ts::kPending) {
+        batch->push_back(Move(nodes_[c], ts::kUpstreamFailed,
+                              fmt::format("upstream task '{}' failed", n.step->name)));
+      }
+      for (int cc : nodes_[c].children) stack.push_back(cc);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status OnTimers() {
+    absl::Time now = Now();
+    for (auto& [handle, idx] : live_) {
+      Node& n = nodes_[idx];
+      if (!n.timed_out && n.deadline <= now) {
+        n.timed_out = true;
+        FERRY_RETURN_IF_ERROR(d_.executor->Terminate(handle, p_.kill_grace));
+      }
+    }
+    std::vector<state::TaskTransition> batch;
+    while (!timers_.empty() && timers_.begin()->first <= now) {
+      int idx = timers_.begin()->second;
+      timers_.erase(timers_.begin());
+      if (cancelling_ || nodes_[idx].rec.state != ts::kRetrying) continue;
+      batch.push_back(Move(nodes_[idx], ts::kQueued, "backoff elapsed"));
+      queue_.push_back(idx);
+    }
+    return Apply(batch);
+  }
+
+  absl::Status BeginCancel(const std::string& why) {
+    cancelling_ = true;
+    FERRY_ASSIGN_OR_RETURN(state::PipelineRunRecord run, d_.store->GetRun(p_.run_id));
+    if (run.state == rs::kRunning) {
+      FERRY_RETURN_IF_ERROR(d_.store
+                                ->TransitionRun({.id = p_.run_id,
+                                                 .from = rs::kRunning,
+                                                 .to = rs::kCancelling,
+                                                 .expected_version = run.version,
+                                                 .reason = why,
+                                                 .actor = d_.actor,
+                                                 .message = why})
+                                .status());
+    }
+    std::vector<state::TaskTransition> batch;
+    for (Node& n : nodes_) {
+      if (n.rec.state == ts::kPending || n.rec.state == ts::kQueued || n.rec.state == ts::kRetrying) {
+        batch.push_back(Move(n, ts::kCancelled, "run cancelled"));
+      }
+    }
+    queue_.clear();
+    timers_.clear();
+    for (const auto& [handle, idx] : live_) {
+      FERRY_RETURN_IF_ERROR(d_.executor->Terminate(handle, p_.kill_grace));
+    }
+    return Apply(batch);
+  }
+
+  absl::StatusOr<state::PipelineRunRecord> Finish() {
+    FERRY_ASSIGN_OR_RETURN(state::PipelineRunRecord run, d_.store->GetRun(p_.run_id));
+    std::string_view to = rs::kSucceeded;
+    std::string message;
+    if (run.state == rs::kCancelling) {
+      to = rs::kCancelled;
+      message = run.message;
+    } else {
+      std::vector<std::string> failed;
+      for (const Node& n : nodes_) {
+        if (!Done(n) && n.rec.state != ts::kSkipped) failed.push_back(n.step->name + " " + n.rec.state);
+      }
+      if (!failed.empty()) {
+        to = rs::kFailed;
+        message = fmt::format("{}", fmt::join(failed, ", "));
+      }
+    }
+    return d_.store->TransitionRun({.id = p_.run_id,
+                                    .from = run.state,
+                                    .to = to,
+                                    .expected_version = run.version,
+                                    .reason = message.empty() ? "all tasks done" : message,
+                                    .actor = d_.actor,
+                                    .owner_pid = 0,
+                                    .message = message});
+  }
+
+  SchedulerDeps d_;
+  const ResolvedPipeline& p_;
+  const Selection& sel_;
+  std::vector<Node> nodes_;
+  std::unordered_map<std::string, int> index_;  // task name -> node
+  std::deque<int> queue_;                    // ready to launch, FIFO
+  std::multimap<absl::Time, int> timers_;    // retrying tasks by retry_at
+  std::map<int64_t, int> live_;              // executor handle -> node
+  std::vector<state::TaskTransition> followups_;
+  bool cancelling_ = false;
+};
+
+Scheduler::Scheduler(SchedulerDeps deps, const ResolvedPipeline& pipeline, Selection selection)
+    : deps_(std::move(deps)), pipeline_(pipeline), selection_(std::move(selection)) {}
+
+absl::StatusOr<state::PipelineRunRecord> Scheduler::Drive() {
+  Impl impl(deps_, pipeline_, selection_);
+  return impl.Drive();
+}
+
+}  // namespace ferry::pipeline

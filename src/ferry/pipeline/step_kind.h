@@ -1,0 +1,74 @@
+#pragma once
+// StepKind: one kind of pipeline step (command; later sql, validate, transform, train, ...).
+// Each kind lives in one file (`<kind>_step.cc`) and is added to the registry in
+// step_kind_registry.cc; the parser learns its keys from the registry, and the scheduler asks it
+// for the process to launch. Built-in kinds run as `ferry task --kind K --workdir W`, so that a
+// container or a cluster node runs them exactly as a laptop does; RunTask is that process's body.
+// Kinds are stateless and thread-safe.
+//
+// Example (a new kind):
+//   class EchoStep final : public StepKind {
+//     std::string name() const override { return "echo"; }
+//     ...
+//   };
+//   // step_kind_registry.cc: registry.Add(MakeEchoStep());
+
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "ferry/config/pipeline_spec.h"
+#include "nlohmann/json.hpp"
+
+namespace ferry::pipeline {
+
+struct ResolvedStep;
+
+// What a built-in kind's task process sees (the runner contract's folders, see workdir.h).
+struct TaskContext {
+  std::string workdir;      // runs/<pipeline>/<run>/<task> in the lake, as a local folder
+  nlohmann::json step;      // the ResolvedStep as JSON
+  nlohmann::json params;    // the frozen parameters
+};
+
+class StepKind {
+ public:
+  virtual ~StepKind() = default;
+  // The kind key in YAML ("command").
+  virtual std::string name() const = 0;
+  // Keys besides the kind key that this kind accepts in a step.
+  virtual std::set<std::string> extra_keys() const { return {}; }
+  // Checks the kind's own fields (step.fields), adding an error per problem.
+  virtual void Validate(const config::StepSpec& step, config::Diagnostics* diags) const = 0;
+  // The process of a resolved step. `self_exe` is the running ferry binary, for built-in kinds.
+  virtual absl::StatusOr<std::vector<std::string>> Argv(const ResolvedStep& step,
+                                                        const std::string& self_exe) const = 0;
+  // The body of `ferry task` for built-in kinds; command-like kinds never get here.
+  virtual absl::Status RunTask(const TaskContext& ctx) const;
+};
+
+class StepKindRegistry {
+ public:
+  void Add(std::unique_ptr<StepKind> kind);
+  const StepKind* Find(const std::string& name) const;
+  config::StepKindSchemas Schemas() const;
+  // Every kind built into this binary.
+  static const StepKindRegistry& Default();
+
+ private:
+  std::vector<std::unique_ptr<StepKind>> kinds_;
+};
+
+// Factories, one per kind file.
+std::unique_ptr<StepKind> MakeCommandStep();
+
+// Parses and validates a pipeline file with the kinds of `registry`: config checks plus each
+// kind's own checks, all errors reported at once.
+absl::StatusOr<config::PipelineSpec> LoadAndValidate(const std::string& path,
+                                                     const config::ProjectConfig& project,
+                                                     const StepKindRegistry& registry,
+                                                     config::Diagnostics* diags = nullptr);
+
+}  // namespace ferry::pipeline

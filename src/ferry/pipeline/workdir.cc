@@ -1,0 +1,99 @@
+#include "ferry/pipeline/workdir.h"
+
+#include <unistd.h>
+
+#include <cctype>
+
+#include "fmt/format.h"
+#include "ferry/common/fs.h"
+#include "ferry/common/status.h"
+
+namespace ferry::pipeline {
+namespace {
+
+std::string ChannelVar(const std::string& name) {
+  std::string out = "SM_CHANNEL_";
+  for (char c : name) {
+    out.push_back(std::isalnum(static_cast<unsigned char>(c))
+                      ? static_cast<char>(std::toupper(static_cast<unsigned char>(c)))
+                      : '_');
+  }
+  return out;
+}
+
+absl::Status Symlink(const std::string& target, const std::string& link) {
+  ::unlink(link.c_str());
+  if (::symlink(target.c_str(), link.c_str()) != 0) {
+    return absl::InternalError(fmt::format("cannot link {} -> {}", link, target));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::map<std::string, std::string>> PrepareWorkdir(
+    const ResolvedPipeline& p, const ResolvedStep& step, int attempt, const std::string& task_dir,
+    const std::map<std::string, std::string>& channels, const std::string& lake_uri) {
+  const std::string input = task_dir + "/input";
+  const std::string config_dir = input + "/config";
+  const std::string model = task_dir + "/model";
+  const std::string output = task_dir + "/output";
+  FERRY_RETURN_IF_ERROR(RemoveAll(model));
+  FERRY_RETURN_IF_ERROR(RemoveAll(output));
+  for (const std::string& d : {config_dir, input + "/data", model, output + "/data", task_dir + "/logs"}) {
+    FERRY_RETURN_IF_ERROR(MakeDirs(d));
+  }
+
+  nlohmann::json hps = nlohmann::json::object();
+  for (auto it = p.params.begin(); it != p.params.end(); ++it) {
+    hps[it.key()] = it->is_string() ? it->get<std::string>() : it->dump();
+  }
+  // Not fsynced: both files are derived from the run's frozen spec and rewritten per attempt.
+  FERRY_RETURN_IF_ERROR(WriteFileAtomic(config_dir + "/hyperparameters.json", hps.dump(2), false));
+  FERRY_RETURN_IF_ERROR(WriteFileAtomic(config_dir + "/params.json", p.params.dump(2), false));
+  if (step.kind != "command") {
+    // Built-in kinds read their step from here (`ferry task`).
+    FERRY_RETURN_IF_ERROR(WriteFileAtomic(config_dir + "/step.json", StepToJson(step).dump(2), false));
+  }
+
+  std::map<std::string, std::string> env = step.resources.env;
+  nlohmann::json channel_names = nlohmann::json::array();
+  for (const auto& [name, upstream_dir] : channels) {
+    std::string link = input + "/data/" + name;
+    FERRY_RETURN_IF_ERROR(Symlink(upstream_dir + "/output/data", link));
+    env[ChannelVar(name)] = link;
+    channel_names.push_back(name);
+  }
+  env["SM_CHANNELS"] = channel_names.dump();
+  env["SM_HPS"] = hps.dump();
+  env["SM_INPUT_DIR"] = input;
+  env["SM_INPUT_CONFIG_DIR"] = config_dir;
+  env["SM_INPUT_DATA_CONFIG"] = "{}";
+  env["SM_MODEL_DIR"] = model;
+  env["SM_OUTPUT_DIR"] = output;
+  env["SM_OUTPUT_DATA_DIR"] = output + "/data";
+  env["SM_NUM_CPUS"] = fmt::format("{}", static_cast<int>(std::max(1.0, step.resources.cpu)));
+  env["SM_NUM_GPUS"] = fmt::format("{}", step.resources.gpu);
+  env["SM_CURRENT_HOST"] = "algo-1";
+  env["SM_HOSTS"] = "[\"algo-1\"]";
+  env["FERRY_RUN_ID"] = p.run_id;
+  env["FERRY_PIPELINE"] = p.name;
+  env["FERRY_TASK"] = step.name;
+  env["FERRY_ATTEMPT"] = fmt::format("{}", attempt);
+  env["FERRY_RUN_DATE"] = p.vars.at("run.date");
+  env["FERRY_WORKDIR"] = task_dir;
+  env["FERRY_PARAMS"] = config_dir + "/params.json";
+  env["FERRY_PROJECT_DIR"] = p.project_dir;
+  env["FERRY_LAKE"] = lake_uri;
+  return env;
+}
+
+std::string ReadFailureMessage(const std::string& task_dir) {
+  absl::StatusOr<std::string> msg = ReadFile(task_dir + "/output/failure");
+  if (!msg.ok()) return "";
+  std::string s = msg->substr(0, 4096);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  return s;
+}
+
+}  // namespace ferry::pipeline

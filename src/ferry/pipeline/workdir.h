@@ -1,0 +1,34 @@
+#pragma once
+// The runner contract (docs/contract.md): the working folder a task's process gets, laid out like
+// SageMaker's /opt/ml, and the environment variables that point into it.
+//
+//   <task dir>/input/config/hyperparameters.json   parameters, values as strings (SageMaker)
+//   <task dir>/input/config/params.json            the same, with their JSON types
+//   <task dir>/input/data/<upstream>/              one channel per `needs` entry: the upstream
+//                                                  task's output/data (a symlink)
+//   <task dir>/model/                              SM_MODEL_DIR: the model to save
+//   <task dir>/output/data/                        SM_OUTPUT_DATA_DIR: data for downstream tasks
+//   <task dir>/output/failure                      a message the task writes when it fails
+//   <task dir>/logs/<attempt>.log                  stdout and stderr
+//
+// Stateless functions; thread-safe.
+
+#include <map>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "ferry/pipeline/resolve.h"
+
+namespace ferry::pipeline {
+
+// Lays out the folder for an attempt: empties model/ and output/ (a retry starts clean), links
+// each channel (upstream name -> that task's local folder) and writes the parameters. Returns the
+// process's environment: SM_* and FERRY_* variables plus the step's `env`.
+absl::StatusOr<std::map<std::string, std::string>> PrepareWorkdir(
+    const ResolvedPipeline& p, const ResolvedStep& step, int attempt, const std::string& task_dir,
+    const std::map<std::string, std::string>& channels, const std::string& lake_uri);
+
+// The failure message a task left in output/failure (first 4 KiB), or "" when none.
+std::string ReadFailureMessage(const std::string& task_dir);
+
+}  // namespace ferry::pipeline
