@@ -41,12 +41,15 @@ absl::StatusOr<json> RenderJson(const json& value, const config::TemplateContext
   return value;
 }
 
-// Converts a --param value to the type of the parameter's default.
-absl::StatusOr<json> Coerce(const std::string& name, const std::string& text, const json& like) {
+// Converts a --param value to the type of the parameter's default. `source` names where the
+// text came from in the error message (default: "--param NAME=TEXT").
+absl::StatusOr<json> Coerce(const std::string& name, const std::string& text, const json& like,
+                            const std::string& source = "") {
   auto bad = [&](std::string_view type) {
-    return absl::InvalidArgumentError(fmt::format(
-        "--param {}={}: '{}' is not {} (the type of the parameter's default {})", name, text, text,
-        type, like.dump()));
+    return absl::InvalidArgumentError(
+        fmt::format("{}: '{}' is not {} (the type of the parameter's default {})",
+                    source.empty() ? fmt::format("--param {}={}", name, text) : source, text, type,
+                    like.dump()));
   };
   if (like.is_boolean()) {
     if (text == "true" || text == "1" || text == "yes") return json(true);
@@ -72,6 +75,34 @@ absl::StatusOr<json> Coerce(const std::string& name, const std::string& text, co
     return bad("a number");
   }
   return json(text);
+}
+
+// A ferry.yaml `params:` value takes the type of the pipeline's default, as a --param does, so
+// that a typo there cannot turn an integer parameter into text (which later --param values would
+// then follow): text is converted like a --param, an integer becomes a float where the default is
+// one, a number or boolean becomes text where the default is text; anything else is an error.
+absl::StatusOr<json> FromProject(const config::ProjectConfig& project, const std::string& pipeline,
+                                 const std::string& name, const json& value, const json& like) {
+  std::string source =
+      fmt::format("{}: params.{} (parameter of pipeline '{}')",
+                  project.file.empty() ? "ferry.yaml" : project.file, name, pipeline);
+  if (like.is_string()) {
+    if (value.is_number() || value.is_boolean()) return json(value.dump());
+    if (value.is_string()) return value;
+  } else if (value.is_string()) {
+    return Coerce(name, value.get<std::string>(), like, source);
+  } else if (like.is_boolean()) {
+    if (value.is_boolean()) return value;
+  } else if (like.is_number_integer()) {
+    if (value.is_number_integer()) return value;
+  } else if (like.is_number()) {
+    if (value.is_number()) return json(value.get<double>());
+  } else {
+    return value;
+  }
+  return absl::InvalidArgumentError(
+      fmt::format("{}: {} does not have the type of the parameter's default {}", source,
+                  value.dump(), like.dump()));
 }
 
 }  // namespace
@@ -195,7 +226,11 @@ absl::StatusOr<ResolvedPipeline> Resolve(
     FERRY_ASSIGN_OR_RETURN(
         params[ps.name],
         RenderJson(ps.default_value, ctx, fmt::format("{}: parameter '{}'", config::FormatLoc(ps.loc), ps.name)));
-    if (project.params.contains(ps.name)) params[ps.name] = project.params[ps.name];
+    if (project.params.contains(ps.name)) {
+      FERRY_ASSIGN_OR_RETURN(
+          params[ps.name],
+          FromProject(project, spec.name, ps.name, project.params[ps.name], params[ps.name]));
+    }
   }
   for (const auto& [name, value] : overrides) {
     if (!params.contains(name)) {

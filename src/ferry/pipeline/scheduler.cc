@@ -21,7 +21,12 @@ namespace rs = state::run_state;
 
 struct Scheduler::Node {
   const ResolvedStep* step = nullptr;
-  state::TaskRunRecord rec;
+  state::TaskRunRecord rec;       // as last persisted
+  // State and version after the transitions planned in the current batch: a batch may move a
+  // task twice (pending -> queued -> running), each move expecting the version the previous wrote.
+  std::string planned_state;
+  int64_t planned_version = 0;
+  std::string output_hash;        // once succeeded or cached
   std::vector<int> children;
   std::vector<int> parents;
   int unfinished_parents = 0;
@@ -33,6 +38,9 @@ struct Scheduler::Node {
   std::string dir;                // its local folder
 };
 
+// The loop: each turn persists one batch of transitions (exits, the children they release,
+// retries whose backoff ended, and the tasks moved into free slots) in one transaction, then
+// launches the tasks that batch moved to `running`, then waits for the next exit or deadline.
 class Scheduler::Impl {
  public:
   Impl(const SchedulerDeps& deps, const ResolvedPipeline& p, const Selection& sel)
@@ -40,13 +48,18 @@ class Scheduler::Impl {
 
   absl::StatusOr<state::PipelineRunRecord> Drive() {
     FERRY_RETURN_IF_ERROR(Load());
-    FERRY_RETURN_IF_ERROR(Start());
+    std::vector<state::TaskTransition> batch;
+    FERRY_RETURN_IF_ERROR(Start(&batch));
     absl::Time next_run_check = Now();
     while (true) {
       if (!cancelling_ && d_.cancel != nullptr && d_.cancel->load()) {
-        FERRY_RETURN_IF_ERROR(BeginCancel("cancelled by a signal"));
+        FERRY_RETURN_IF_ERROR(BeginCancel("cancelled by a signal", &batch));
       }
-      if (!cancelling_) FERRY_RETURN_IF_ERROR(Dispatch());
+      std::vector<int> launch;
+      if (!cancelling_) PlanDispatch(&batch, &launch);
+      FERRY_RETURN_IF_ERROR(Apply(batch));
+      for (int idx : launch) FERRY_RETURN_IF_ERROR(LaunchOne(idx, &batch));
+      if (!batch.empty()) continue;  // launch failures to persist
       if (live_.empty() && queue_.empty() && timers_.empty()) break;
 
       absl::Time now = Now();
@@ -55,17 +68,15 @@ class Scheduler::Impl {
       for (const auto& [handle, idx] : live_) wake = std::min(wake, nodes_[idx].deadline);
       FERRY_ASSIGN_OR_RETURN(std::vector<exec::ExitInfo> exits,
                              d_.executor->Wait(std::max(absl::ZeroDuration(), wake - now)));
-      std::vector<state::TaskTransition> batch;
       for (const exec::ExitInfo& e : exits) FERRY_RETURN_IF_ERROR(OnExit(e, &batch));
-      FERRY_RETURN_IF_ERROR(Apply(batch));
-      FERRY_RETURN_IF_ERROR(OnTimers());
+      FERRY_RETURN_IF_ERROR(OnDeadlines(&batch));
       if (d_.observer) d_.observer->OnTick();
       // `ferry cancel` from another process: the signal it sends normally gets here first; the
       // store is checked too, at most once a second, for when the signal cannot reach us.
       if (!cancelling_ && Now() >= next_run_check) {
         next_run_check = Now() + absl::Seconds(1);
         FERRY_ASSIGN_OR_RETURN(state::PipelineRunRecord run, d_.store->GetRun(p_.run_id));
-        if (run.state == rs::kCancelling) FERRY_RETURN_IF_ERROR(BeginCancel(run.message));
+        if (run.state == rs::kCancelling) FERRY_RETURN_IF_ERROR(BeginCancel(run.message, &batch));
       }
     }
     return Finish();
@@ -76,17 +87,16 @@ class Scheduler::Impl {
 
   absl::Status Load() {
     FERRY_ASSIGN_OR_RETURN(std::vector<state::TaskRunRecord> recs, d_.store->GetTasks(p_.run_id));
-    std::unordered_map<std::string, int>& by_name = index_;
     nodes_.resize(p_.steps.size());
     for (size_t i = 0; i < p_.steps.size(); ++i) {
       nodes_[i].step = &p_.steps[i];
-      by_name[p_.steps[i].name] = static_cast<int>(i);
+      index_[p_.steps[i].name] = static_cast<int>(i);
     }
     for (state::TaskRunRecord& r : recs) {
-      auto it = by_name.find(r.task);
-      if (it == by_name.end()) {
-        return absl::DataLossError(fmt::format("run {} has task '{}' that its spec lacks",
-                                               p_.run_id, r.task));
+      auto it = index_.find(r.task);
+      if (it == index_.end()) {
+        return absl::DataLossError(
+            fmt::format("run {} has task '{}' that its spec lacks", p_.run_id, r.task));
       }
       nodes_[it->second].rec = std::move(r);
     }
@@ -96,11 +106,14 @@ class Scheduler::Impl {
         return absl::DataLossError(fmt::format("task '{}' of run {} is missing from the store",
                                                n.step->name, p_.run_id));
       }
+      n.planned_state = n.rec.state;
+      n.planned_version = n.rec.version;
+      n.output_hash = n.rec.output_hash;
       FERRY_ASSIGN_OR_RETURN(n.dir_key, storage::layout::TaskDir(p_.name, p_.run_id, n.step->name));
       FERRY_ASSIGN_OR_RETURN(n.dir, d_.lake->LocalPath(n.dir_key));
       n.base_attempts = n.rec.attempts;
       for (const std::string& need : n.step->needs) {
-        int parent = by_name.at(need);
+        int parent = index_.at(need);
         n.parents.push_back(parent);
         nodes_[parent].children.push_back(static_cast<int>(i));
       }
@@ -108,90 +121,112 @@ class Scheduler::Impl {
     return absl::OkStatus();
   }
 
-  static bool Done(const Node& n) {
-    return n.rec.state == ts::kSucceeded || n.rec.state == ts::kCached;
+  static bool Done(std::string_view state) {
+    return state == ts::kSucceeded || state == ts::kCached;
   }
 
   // Classifies every task once, at the start of the drive.
-  absl::Status Start() {
-    std::vector<state::TaskTransition> batch;
+  absl::Status Start(std::vector<state::TaskTransition>* batch) {
     for (Node& n : nodes_) {
       for (int parent : n.parents) {
-        if (!Done(nodes_[parent])) ++n.unfinished_parents;
+        if (!Done(nodes_[parent].rec.state)) ++n.unfinished_parents;
       }
     }
     // Tasks not selected by --only/--from and not needed by the selection are skipped.
+    std::vector<bool> needed(nodes_.size(), !sel_.active);
     if (sel_.active) {
-      std::vector<bool> needed(nodes_.size(), false);
       for (int i = static_cast<int>(nodes_.size()) - 1; i >= 0; --i) {
         if (sel_.selected.count(nodes_[i].step->name)) needed[i] = true;
         if (needed[i]) {
           for (int parent : nodes_[i].parents) needed[parent] = true;
         }
       }
-      for (size_t i = 0; i < nodes_.size(); ++i) {
-        if (!needed[i] && nodes_[i].rec.state == ts::kPending) {
-          batch.push_back(Move(nodes_[i], ts::kSkipped, "not selected by --only/--from"));
-        }
-      }
-      FERRY_RETURN_IF_ERROR(Apply(batch));
-      batch.clear();
     }
     for (size_t i = 0; i < nodes_.size(); ++i) {
       Node& n = nodes_[i];
-      if (n.rec.state == ts::kQueued) {
+      if (!needed[i] && n.planned_state == ts::kPending) {
+        Move(n, ts::kSkipped, "not selected by --only/--from", batch);
+      } else if (n.planned_state == ts::kQueued) {
         queue_.push_back(static_cast<int>(i));
-      } else if (n.rec.state == ts::kRetrying) {
+      } else if (n.planned_state == ts::kRetrying) {
         timers_.emplace(n.rec.retry_at, static_cast<int>(i));
-      } else if (n.rec.state == ts::kPending && n.unfinished_parents == 0) {
-        FERRY_RETURN_IF_ERROR(Promote(static_cast<int>(i), &batch));
-      } else if (n.rec.state == ts::kRunning) {
+      } else if (n.planned_state == ts::kPending && n.unfinished_parents == 0) {
+        FERRY_RETURN_IF_ERROR(Promote(static_cast<int>(i), batch));
+      } else if (n.planned_state == ts::kRunning) {
         return absl::FailedPreconditionError(fmt::format(
             "task '{}' of run {} is still running under another owner", n.step->name, p_.run_id));
       }
     }
-    return Apply(batch);
+    return absl::OkStatus();
   }
 
-  state::TaskTransition Move(const Node& n, std::string_view to, std::string reason) {
+  // Plans a transition of `n` into `batch` and returns it for extra fields.
+  state::TaskTransition& Move(Node& n, std::string_view to, std::string reason,
+                              std::vector<state::TaskTransition>* batch) {
     state::TaskTransition t;
     t.run_id = p_.run_id;
     t.task = n.step->name;
-    t.from = n.rec.state;
+    t.from = state::TaskRunKind().states[StateIndex(n.planned_state)];
     t.to = to;
-    t.expected_version = n.rec.version;
+    t.expected_version = n.planned_version;
     t.reason = std::move(reason);
-    return t;
+    n.planned_state = std::string(to);
+    ++n.planned_version;
+    batch->push_back(std::move(t));
+    return batch->back();
+  }
+
+  static size_t StateIndex(std::string_view state) {
+    const auto& states = state::TaskRunKind().states;
+    size_t i = std::find(states.begin(), states.end(), state) - states.begin();
+    FERRY_CHECK(i < states.size());
+    return i;
   }
 
   // A pending task whose upstream tasks are all done: a cache hit, or queued to run.
   absl::Status Promote(int idx, std::vector<state::TaskTransition>* batch) {
     Node& n = nodes_[idx];
     std::map<std::string, std::string> upstream;
-    for (int parent : n.parents) upstream[nodes_[parent].step->name] = nodes_[parent].rec.output_hash;
+    for (int parent : n.parents) upstream[nodes_[parent].step->name] = nodes_[parent].output_hash;
     absl::StatusOr<std::string> key = CacheKey(p_, *n.step, upstream);
     bool forced = sel_.active && sel_.selected.count(n.step->name);
     if (key.ok() && n.step->cache && !forced) {
       absl::StatusOr<state::CheckpointRecord> hit = d_.store->GetCheckpoint(*key);
       if (hit.ok() && d_.lake->CheckCommitted(hit->output_uri).ok()) {
-        state::TaskTransition t = Move(n, ts::kCached, "checkpoint hit from run " + hit->run_id);
+        state::TaskTransition& t =
+            Move(n, ts::kCached, "checkpoint hit from run " + hit->run_id, batch);
         t.cache_key = *key;
         t.output_uri = hit->output_uri;
         t.output_hash = hit->output_hash;
-        batch->push_back(std::move(t));
-        return absl::OkStatus();
+        return MarkDone(idx, hit->output_hash, batch);
       }
       if (!hit.ok() && hit.status().code() != absl::StatusCode::kNotFound) return hit.status();
     }
-    state::TaskTransition t = Move(n, ts::kQueued, forced ? "selected" : "ready");
-    if (key.ok()) t.cache_key = *key;
-    else t.message = std::string(key.status().message());
-    batch->push_back(std::move(t));
+    state::TaskTransition& t = Move(n, ts::kQueued, forced ? "selected" : "ready", batch);
+    if (key.ok()) {
+      t.cache_key = *key;
+    } else {
+      t.message = std::string(key.status().message());
+    }
     queue_.push_back(idx);
     return absl::OkStatus();
   }
 
-  // Persists a batch, then updates the in-memory records and tells the observer.
+  // A task's output is final: its children are one step closer to ready; those with no
+  // unfinished parent left are promoted in the same batch.
+  absl::Status MarkDone(int idx, const std::string& output_hash,
+                        std::vector<state::TaskTransition>* batch) {
+    nodes_[idx].output_hash = output_hash;
+    for (int child : nodes_[idx].children) {
+      Node& c = nodes_[child];
+      if (--c.unfinished_parents == 0 && c.planned_state == ts::kPending && !cancelling_) {
+        FERRY_RETURN_IF_ERROR(Promote(child, batch));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // Persists a batch in one transaction, then updates the records and tells the observer.
   absl::Status Apply(std::vector<state::TaskTransition>& batch) {
     if (batch.empty()) return absl::OkStatus();
     FERRY_ASSIGN_OR_RETURN(std::vector<state::TaskRunRecord> recs,
@@ -200,25 +235,8 @@ class Scheduler::Impl {
       Node& n = nodes_[IndexOf(recs[i].task)];
       n.rec = std::move(recs[i]);
       if (d_.observer) d_.observer->OnTaskChanged(n.rec, batch[i].reason);
-      // Whatever finished successfully makes its children one step closer to ready.
-      if (Done(n)) FERRY_RETURN_IF_ERROR(ReleaseChildren(n, &followups_));
     }
     batch.clear();
-    if (!followups_.empty()) {
-      std::vector<state::TaskTransition> next;
-      next.swap(followups_);
-      return Apply(next);
-    }
-    return absl::OkStatus();
-  }
-
-  absl::Status ReleaseChildren(const Node& n, std::vector<state::TaskTransition>* batch) {
-    for (int child : n.children) {
-      Node& c = nodes_[child];
-      if (--c.unfinished_parents == 0 && c.rec.state == ts::kPending && !cancelling_) {
-        FERRY_RETURN_IF_ERROR(Promote(child, batch));
-      }
-    }
     return absl::OkStatus();
   }
 
@@ -228,40 +246,36 @@ class Scheduler::Impl {
     return it->second;
   }
 
-  // Moves queued tasks into free slots: persisted as running first, then launched.
-  absl::Status Dispatch() {
+  // Moves queued tasks into free slots (to `running`, in the batch); `launch` gets them, to be
+  // started once the batch is persisted.
+  void PlanDispatch(std::vector<state::TaskTransition>* batch, std::vector<int>* launch) {
     int slots = p_.max_parallel - static_cast<int>(live_.size());
-    if (slots <= 0 || queue_.empty()) return absl::OkStatus();
-    std::vector<int> picked;
-    std::vector<state::TaskTransition> batch;
     while (slots-- > 0 && !queue_.empty()) {
       int idx = queue_.front();
       queue_.pop_front();
       Node& n = nodes_[idx];
-      FERRY_ASSIGN_OR_RETURN(std::string log_key, storage::layout::TaskLog(p_.name, p_.run_id, n.step->name, n.rec.attempts + 1));
-      state::TaskTransition t = Move(n, ts::kRunning, fmt::format("attempt {}", n.rec.attempts + 1));
-      t.log_uri = log_key;
-      batch.push_back(std::move(t));
-      picked.push_back(idx);
+      int attempt = n.rec.attempts + 1;
+      absl::StatusOr<std::string> log_key =
+          storage::layout::TaskLog(p_.name, p_.run_id, n.step->name, attempt);
+      FERRY_CHECK(log_key.ok());  // names were validated when the run was created
+      Move(n, ts::kRunning, fmt::format("attempt {}", attempt), batch).log_uri = *log_key;
+      launch->push_back(idx);
     }
-    FERRY_RETURN_IF_ERROR(Apply(batch));
-    std::vector<state::TaskTransition> failed;
-    for (int idx : picked) {
-      Node& n = nodes_[idx];
-      absl::StatusOr<int64_t> handle = Launch(n);
-      if (!handle.ok()) {
-        FERRY_RETURN_IF_ERROR(AttemptFailed(n, 127, std::string(handle.status().message()), &failed));
-        continue;
-      }
-      n.handle = *handle;
-      n.timed_out = false;
-      n.deadline = n.step->resources.timeout > absl::ZeroDuration()
-                       ? Now() + n.step->resources.timeout
-                       : absl::InfiniteFuture();
-      live_[*handle] = idx;
-      FERRY_RETURN_IF_ERROR(d_.store->SetAttemptPid(p_.run_id, n.step->name, *handle));
+  }
+
+  absl::Status LaunchOne(int idx, std::vector<state::TaskTransition>* batch) {
+    Node& n = nodes_[idx];
+    absl::StatusOr<int64_t> handle = Launch(n);
+    if (!handle.ok()) {
+      return AttemptFailed(idx, 127, std::string(handle.status().message()), batch);
     }
-    return Apply(failed);
+    n.handle = *handle;
+    n.timed_out = false;
+    n.deadline = n.step->resources.timeout > absl::ZeroDuration()
+                     ? Now() + n.step->resources.timeout
+                     : absl::InfiniteFuture();
+    live_[*handle] = idx;
+    return d_.store->SetAttemptPid(p_.run_id, n.step->name, *handle);
   }
 
   absl::StatusOr<int64_t> Launch(Node& n) {
@@ -272,9 +286,10 @@ class Scheduler::Impl {
     }
     using Env = std::map<std::string, std::string>;
     FERRY_ASSIGN_OR_RETURN(Env env, PrepareWorkdir(p_, *n.step, n.rec.attempts, n.dir, channels,
-                                          d_.lake->root_uri()));
+                                                   d_.lake->root_uri()));
     FERRY_ASSIGN_OR_RETURN(std::string log_key, storage::layout::TaskLog(p_.name, p_.run_id,
-                                                                          n.step->name, n.rec.attempts));
+                                                                          n.step->name,
+                                                                          n.rec.attempts));
     FERRY_ASSIGN_OR_RETURN(std::string log_path, d_.lake->LocalPath(log_key));
     exec::LaunchSpec spec;
     spec.label = fmt::format("{}/{}#{}", p_.run_id, n.step->name, n.rec.attempts);
@@ -294,68 +309,68 @@ class Scheduler::Impl {
     Node& n = nodes_[idx];
     n.handle = 0;
     if (cancelling_) {
-      state::TaskTransition t = Move(n, ts::kCancelled, "run cancelled: " + e.message);
-      t.exit_code = e.exit_code;
-      batch->push_back(std::move(t));
+      Move(n, ts::kCancelled, "run cancelled: " + e.message, batch).exit_code = e.exit_code;
       return absl::OkStatus();
     }
-    if (e.exit_code == 0 && !n.timed_out) return Succeeded(n, batch);
-    std::string why = n.timed_out
-                          ? fmt::format("timed out after {}", HumanDuration(n.step->resources.timeout))
-                          : e.message;
+    if (e.exit_code == 0 && !n.timed_out) return Succeeded(idx, batch);
+    std::string why = n.timed_out ? fmt::format("timed out after {}",
+                                                HumanDuration(n.step->resources.timeout))
+                                  : e.message;
     std::string failure = ReadFailureMessage(n.dir);
     if (!failure.empty()) why += ": " + failure;
-    return AttemptFailed(n, e.exit_code, why, batch);
+    return AttemptFailed(idx, e.exit_code, why, batch);
   }
 
-  // Commits the checkpoint (manifest last), indexes it, then records success.
-  absl::Status Succeeded(Node& n, std::vector<state::TaskTransition>* batch) {
+  // Commits the checkpoint in the lake (manifest last); the transition to succeeded indexes it.
+  absl::Status Succeeded(int idx, std::vector<state::TaskTransition>* batch) {
+    Node& n = nodes_[idx];
     FERRY_ASSIGN_OR_RETURN(OutputSummary out, SummarizeOutput(n.dir));
-    nlohmann::json manifest = {{"pipeline", p_.name},
-                               {"run_id", p_.run_id},
-                               {"task", n.step->name},
-                               {"attempt", n.rec.attempts},
-                               {"cache_key", n.rec.cache_key},
-                               {"output_hash", out.hash},
-                               {"files", out.files},
-                               {"committed_at", absl::FormatTime(absl::RFC3339_sec, Now(), absl::UTCTimeZone())}};
+    nlohmann::json manifest = {
+        {"pipeline", p_.name},
+        {"run_id", p_.run_id},
+        {"task", n.step->name},
+        {"attempt", n.rec.attempts},
+        {"cache_key", n.rec.cache_key},
+        {"output_hash", out.hash},
+        {"files", out.files},
+        {"committed_at", absl::FormatTime(absl::RFC3339_sec, Now(), absl::UTCTimeZone())}};
     FERRY_RETURN_IF_ERROR(d_.lake->Commit(n.dir_key, manifest.dump(2)));
-    if (!n.rec.cache_key.empty() && n.step->cache) {
-      FERRY_RETURN_IF_ERROR(d_.store->PutCheckpoint({.cache_key = n.rec.cache_key,
-                                                     .pipeline = p_.name,
-                                                     .run_id = p_.run_id,
-                                                     .task = n.step->name,
-                                                     .output_uri = n.dir_key,
-                                                     .output_hash = out.hash,
-                                                     .created_at = Now()}));
-    }
-    state::TaskTransition t = Move(n, ts::kSucceeded, "exited with code 0");
+    state::TaskTransition& t = Move(n, ts::kSucceeded, "exited with code 0", batch);
     t.exit_code = 0;
     t.output_uri = n.dir_key;
     t.output_hash = out.hash;
-    batch->push_back(std::move(t));
-    return absl::OkStatus();
+    if (!n.rec.cache_key.empty() && n.step->cache) {
+      t.checkpoint = state::CheckpointRecord{.cache_key = n.rec.cache_key,
+                                             .pipeline = p_.name,
+                                             .run_id = p_.run_id,
+                                             .task = n.step->name,
+                                             .output_uri = n.dir_key,
+                                             .output_hash = out.hash,
+                                             .created_at = Now()};
+    }
+    return MarkDone(idx, out.hash, batch);
   }
 
-  absl::Status AttemptFailed(Node& n, int exit_code, const std::string& why,
+  absl::Status AttemptFailed(int idx, int exit_code, const std::string& why,
                              std::vector<state::TaskTransition>* batch) {
+    Node& n = nodes_[idx];
     int tries = n.rec.attempts - n.base_attempts;
     if (tries <= n.step->resources.retries) {
       absl::Duration delay = config::RetryDelay(n.step->resources, tries);
-      state::TaskTransition t =
-          Move(n, ts::kRetrying, fmt::format("{}; retry {} of {} in {}", why, tries,
-                                             n.step->resources.retries, HumanDuration(delay)));
+      state::TaskTransition& t =
+          Move(n, ts::kRetrying,
+               fmt::format("{}; retry {} of {} in {}", why, tries, n.step->resources.retries,
+                           HumanDuration(delay)),
+               batch);
       t.exit_code = exit_code;
       t.retry_at = Now() + delay;
       t.message = why;
-      timers_.emplace(*t.retry_at, IndexOf(n.step->name));
-      batch->push_back(std::move(t));
+      timers_.emplace(*t.retry_at, idx);
       return absl::OkStatus();
     }
-    state::TaskTransition t = Move(n, ts::kFailed, why);
+    state::TaskTransition& t = Move(n, ts::kFailed, why, batch);
     t.exit_code = exit_code;
     t.message = why;
-    batch->push_back(std::move(t));
     // Everything downstream that has not started can no longer run.
     std::vector<int> stack(n.children.begin(), n.children.end());
     std::vector<bool> seen(nodes_.size(), false);
@@ -364,16 +379,17 @@ class Scheduler::Impl {
       stack.pop_back();
       if (seen[c]) continue;
       seen[c] = true;
-      if (nodes_[c].rec.state == ts::kPending) {
-        batch->push_back(Move(nodes_[c], ts::kUpstreamFailed,
-                              fmt::format("upstream task '{}' failed", n.step->name)));
+      if (nodes_[c].planned_state == ts::kPending) {
+        Move(nodes_[c], ts::kUpstreamFailed,
+             fmt::format("upstream task '{}' failed", n.step->name), batch);
       }
       for (int cc : nodes_[c].children) stack.push_back(cc);
     }
     return absl::OkStatus();
   }
 
-  absl::Status OnTimers() {
+  // Timeouts of running tasks, and retries whose backoff has elapsed.
+  absl::Status OnDeadlines(std::vector<state::TaskTransition>* batch) {
     absl::Time now = Now();
     for (auto& [handle, idx] : live_) {
       Node& n = nodes_[idx];
@@ -382,18 +398,17 @@ class Scheduler::Impl {
         FERRY_RETURN_IF_ERROR(d_.executor->Terminate(handle, p_.kill_grace));
       }
     }
-    std::vector<state::TaskTransition> batch;
     while (!timers_.empty() && timers_.begin()->first <= now) {
       int idx = timers_.begin()->second;
       timers_.erase(timers_.begin());
-      if (cancelling_ || nodes_[idx].rec.state != ts::kRetrying) continue;
-      batch.push_back(Move(nodes_[idx], ts::kQueued, "backoff elapsed"));
+      if (cancelling_ || nodes_[idx].planned_state != ts::kRetrying) continue;
+      Move(nodes_[idx], ts::kQueued, "backoff elapsed", batch);
       queue_.push_back(idx);
     }
-    return Apply(batch);
+    return absl::OkStatus();
   }
 
-  absl::Status BeginCancel(const std::string& why) {
+  absl::Status BeginCancel(const std::string& why, std::vector<state::TaskTransition>* batch) {
     cancelling_ = true;
     FERRY_ASSIGN_OR_RETURN(state::PipelineRunRecord run, d_.store->GetRun(p_.run_id));
     if (run.state == rs::kRunning) {
@@ -407,10 +422,10 @@ class Scheduler::Impl {
                                                  .message = why})
                                 .status());
     }
-    std::vector<state::TaskTransition> batch;
     for (Node& n : nodes_) {
-      if (n.rec.state == ts::kPending || n.rec.state == ts::kQueued || n.rec.state == ts::kRetrying) {
-        batch.push_back(Move(n, ts::kCancelled, "run cancelled"));
+      if (n.planned_state == ts::kPending || n.planned_state == ts::kQueued ||
+          n.planned_state == ts::kRetrying) {
+        Move(n, ts::kCancelled, "run cancelled", batch);
       }
     }
     queue_.clear();
@@ -418,7 +433,7 @@ class Scheduler::Impl {
     for (const auto& [handle, idx] : live_) {
       FERRY_RETURN_IF_ERROR(d_.executor->Terminate(handle, p_.kill_grace));
     }
-    return Apply(batch);
+    return absl::OkStatus();
   }
 
   absl::StatusOr<state::PipelineRunRecord> Finish() {
@@ -431,7 +446,9 @@ class Scheduler::Impl {
     } else {
       std::vector<std::string> failed;
       for (const Node& n : nodes_) {
-        if (!Done(n) && n.rec.state != ts::kSkipped) failed.push_back(n.step->name + " " + n.rec.state);
+        if (!Done(n.rec.state) && n.rec.state != ts::kSkipped) {
+          failed.push_back(n.step->name + " " + n.rec.state);
+        }
       }
       if (!failed.empty()) {
         to = rs::kFailed;
@@ -453,10 +470,9 @@ class Scheduler::Impl {
   const Selection& sel_;
   std::vector<Node> nodes_;
   std::unordered_map<std::string, int> index_;  // task name -> node
-  std::deque<int> queue_;                    // ready to launch, FIFO
-  std::multimap<absl::Time, int> timers_;    // retrying tasks by retry_at
-  std::map<int64_t, int> live_;              // executor handle -> node
-  std::vector<state::TaskTransition> followups_;
+  std::deque<int> queue_;                        // ready to launch, FIFO
+  std::multimap<absl::Time, int> timers_;        // retrying tasks by retry_at
+  std::map<int64_t, int> live_;                  // executor handle -> node
   bool cancelling_ = false;
 };
 

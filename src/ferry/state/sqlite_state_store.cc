@@ -929,6 +929,7 @@ absl::Status SqliteStateStore::TransitionTaskLocked(const TaskTransition& t,
       return SqliteError(db_, rc, "cannot open an attempt of", resource);
     }
   }
+  if (t.checkpoint.has_value()) FERRY_RETURN_IF_ERROR(PutCheckpointLocked(*t.checkpoint, now));
   return AppendEvent(kind.name, resource, t.from, t.to, task.version, actor, t.reason, now);
 }
 
@@ -985,18 +986,22 @@ absl::StatusOr<std::vector<EventRecord>> SqliteStateStore::GetEvents(const std::
 }
 
 absl::Status SqliteStateStore::PutCheckpoint(const CheckpointRecord& c) {
-  if (c.cache_key.empty()) return absl::InvalidArgumentError("a checkpoint needs a cache key");
   FERRY_ASSIGN_OR_RETURN(WriteTransaction txn, BeginWrite());
-  FERRY_RETURN_IF_ERROR(Use(Query::kPutCheckpoint)
-                            .Text(1, c.cache_key)
-                            .Text(2, c.pipeline)
-                            .Text(3, c.run_id)
-                            .Text(4, c.task)
-                            .Text(5, c.output_uri)
-                            .Text(6, c.output_hash)
-                            .Time(7, c.created_at == absl::InfinitePast() ? Now() : c.created_at)
-                            .Run("cannot record checkpoint", c.cache_key));
+  FERRY_RETURN_IF_ERROR(PutCheckpointLocked(c, Now()));
   return txn.Commit();
+}
+
+absl::Status SqliteStateStore::PutCheckpointLocked(const CheckpointRecord& c, absl::Time now) {
+  if (c.cache_key.empty()) return absl::InvalidArgumentError("a checkpoint needs a cache key");
+  return Use(Query::kPutCheckpoint)
+      .Text(1, c.cache_key)
+      .Text(2, c.pipeline)
+      .Text(3, c.run_id)
+      .Text(4, c.task)
+      .Text(5, c.output_uri)
+      .Text(6, c.output_hash)
+      .Time(7, c.created_at == absl::InfinitePast() ? now : c.created_at)
+      .Run("cannot record checkpoint", c.cache_key);
 }
 
 absl::StatusOr<CheckpointRecord> SqliteStateStore::GetCheckpoint(const std::string& cache_key) {

@@ -86,6 +86,7 @@ class SqliteStateStore final : public StateStore {
   absl::Time Now() const;  // truncated to microseconds, as stored
 
   // One transition of a batch, inside the batch's write transaction; appends the new row to `out`.
+  absl::Status PutCheckpointLocked(const CheckpointRecord& c, absl::Time now);
   absl::Status TransitionTaskLocked(const TaskTransition& t, const std::string& actor,
                                     absl::Time now, std::vector<TaskRunRecord>& out);
   absl::Status AppendEvent(std::string_view kind, const std::string& resource,

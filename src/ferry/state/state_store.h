@@ -142,6 +142,8 @@ struct TaskTransition {
   std::optional<std::string> message;
   std::optional<absl::Time> retry_at;
   std::optional<std::string> log_uri;
+  // Indexes a committed checkpoint in the same transaction (as PutCheckpoint would).
+  std::optional<CheckpointRecord> checkpoint;
 };
 
 class StateStore {

@@ -642,6 +642,48 @@ TEST_P(StateStoreConformance, TaskBatchReturnsRowsInTheOrderGiven) {
   EXPECT_EQ(stored[2].task, "c");
 }
 
+TEST_P(StateStoreConformance, OneBatchCanMoveATaskTwiceAndIndexItsCheckpoint) {
+  MakeRun("r", {"a", "b"});
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<TaskRunRecord> initial, store_->GetTasks("r"));
+  const TaskRunRecord running_a = BringTaskTo("r", "a", task_state::kRunning);
+  TaskTransition done = Move(running_a, task_state::kSucceeded);
+  done.output_uri = "runs/p/r/a";
+  done.output_hash = "h1";
+  done.checkpoint = CheckpointRecord{.cache_key = "key-a",
+                                     .pipeline = "p",
+                                     .run_id = "r",
+                                     .task = "a",
+                                     .output_uri = "runs/p/r/a",
+                                     .output_hash = "h1"};
+  // b: pending -> queued -> running in the same transaction, the second move at version + 1.
+  TaskTransition queue_b = Move(initial[1], task_state::kQueued);
+  TaskTransition run_b = Move(initial[1], task_state::kRunning);
+  run_b.from = task_state::kQueued;
+  run_b.expected_version = initial[1].version + 1;
+  run_b.log_uri = "runs/p/r/b/logs/1.log";
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<TaskRunRecord> moved,
+                             store_->TransitionTasks({done, queue_b, run_b}, "scheduler"));
+  ASSERT_EQ(moved.size(), 3u);
+  EXPECT_EQ(moved[0].state, task_state::kSucceeded);
+  EXPECT_EQ(moved[1].state, task_state::kQueued);
+  EXPECT_EQ(moved[2].state, task_state::kRunning);
+  EXPECT_EQ(moved[2].version, initial[1].version + 2);
+  EXPECT_EQ(moved[2].attempts, 1);
+  FERRY_ASSERT_OK_AND_ASSIGN(CheckpointRecord ck, store_->GetCheckpoint("key-a"));
+  EXPECT_EQ(ck.output_uri, "runs/p/r/a");
+  EXPECT_EQ(ck.output_hash, "h1");
+
+  // A checkpoint in a failing batch is rolled back with it.
+  const TaskRunRecord b_now = GetTask("r", "b");
+  TaskTransition ok = Move(b_now, task_state::kSucceeded);
+  ok.checkpoint = CheckpointRecord{.cache_key = "key-b", .output_uri = "x", .output_hash = "h2"};
+  TaskTransition stale = Move(b_now, task_state::kFailed);
+  stale.expected_version = 99;
+  EXPECT_TRUE(absl::IsFailedPrecondition(store_->TransitionTasks({ok, stale}, "t").status()));
+  EXPECT_TRUE(absl::IsNotFound(store_->GetCheckpoint("key-b").status()));
+  EXPECT_EQ(GetTask("r", "b").state, task_state::kRunning);
+}
+
 TEST_P(StateStoreConformance, AttemptsOpenAndClose) {
   MakeRun("r", {"a"});
   TaskRunRecord t = BringTaskTo("r", "a", task_state::kQueued);

@@ -47,7 +47,10 @@ class ArtifactStore {
   // Keys under `prefix` (recursively), sorted.
   virtual absl::StatusOr<std::vector<std::string>> List(std::string_view prefix) = 0;
 
-  // Writes `<prefix>/manifest.json` = manifest_json, last, making the version immutable.
+  // Writes `<prefix>/manifest.json` = manifest_json, last, making the version immutable. The
+  // content is made durable first: the files the manifest lists under "files" ([{"path":
+  // "<relative path>"}, ...]) and their folders, or, when it lists none, everything under the
+  // prefix. Files it does not list (logs, inputs) are not flushed.
   virtual absl::Status Commit(std::string_view prefix, std::string_view manifest_json) = 0;
   // OK if committed, NotFound if not, FailedPrecondition if tombstoned.
   virtual absl::Status CheckCommitted(std::string_view prefix) = 0;

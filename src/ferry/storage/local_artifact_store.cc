@@ -12,12 +12,14 @@
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <set>
 #include <utility>
 
 #include "ferry/common/fs.h"
 #include "ferry/common/status.h"
 #include "ferry/storage/layout.h"
 #include "fmt/format.h"
+#include "nlohmann/json.hpp"
 
 namespace ferry::storage {
 namespace {
@@ -133,16 +135,17 @@ absl::Status CopyInto(int fd, const std::string& source, std::string_view what) 
   return status;
 }
 
-// Writes a temp file beside `target` through `fill` and fsyncs it; returns the temp file's path.
-// The caller publishes it (rename or link) or unlinks it.
+// Writes a temp file beside `target` through `fill` and, when `durable`, fsyncs it; returns the
+// temp file's path. The caller publishes it (rename or link) or unlinks it.
 absl::StatusOr<std::string> WriteTempBeside(const std::string& target,
-                                            const std::function<absl::Status(int fd)>& fill) {
+                                            const std::function<absl::Status(int fd)>& fill,
+                                            bool durable = true) {
   thread_local std::mt19937_64 rng(std::random_device{}());
   std::string tmp = fmt::format("{}.tmp.{}.{}", target, ::getpid(), rng());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoStatus(errno, "cannot create", tmp);
   absl::Status status = fill(fd);
-  if (status.ok() && ::fsync(fd) != 0) status = ErrnoStatus(errno, "cannot fsync", tmp);
+  if (status.ok() && durable && ::fsync(fd) != 0) status = ErrnoStatus(errno, "cannot fsync", tmp);
   if (::close(fd) != 0 && status.ok()) status = ErrnoStatus(errno, "cannot close", tmp);
   if (!status.ok()) {
     ::unlink(tmp.c_str());
@@ -163,25 +166,36 @@ absl::Status FsyncPath(const std::string& path, bool folder) {
   return status;
 }
 
-// Makes everything under `dir` durable: each regular file and folder (symlinks are not followed),
-// then `dir` itself and its ancestors up to and including `root`, whose entries name it.
-absl::Status SyncVersion(const std::string& dir, const std::string& root) {
-  std::error_code ec;
-  for (auto it = stdfs::recursive_directory_iterator(dir, ec);
-       !ec && it != stdfs::recursive_directory_iterator(); it.increment(ec)) {
-    stdfs::file_status st = it->symlink_status(ec);
-    if (ec) break;
-    if (stdfs::is_regular_file(st) || stdfs::is_directory(st)) {
-      FERRY_RETURN_IF_ERROR(FsyncPath(it->path().string(), stdfs::is_directory(st)));
+// Makes a version's content durable before its manifest appears. The manifest is the version's
+// table of contents: when it lists `files` ([{"path": "output/data/x.csv", ...}]), exactly those
+// files are fsynced, with every folder between them and the version's folder; otherwise every
+// regular file and folder under the version is. Files a manifest does not describe (a task's logs
+// and inputs) are diagnostics, not data, and do not cost a flush each.
+absl::Status SyncVersion(const std::string& dir, std::string_view manifest_json) {
+  nlohmann::json manifest = nlohmann::json::parse(manifest_json, nullptr, false);
+  std::set<std::string> folders;
+  if (manifest.is_object() && manifest.contains("files") && manifest["files"].is_array()) {
+    for (const nlohmann::json& f : manifest["files"]) {
+      if (!f.is_object() || !f.contains("path") || !f["path"].is_string()) continue;
+      FERRY_ASSIGN_OR_RETURN(std::string rel, NormalizeKey(f["path"].get<std::string>()));
+      FERRY_RETURN_IF_ERROR(FsyncPath(dir + "/" + rel, /*folder=*/false));
+      for (size_t slash = rel.rfind('/'); slash != std::string::npos && slash > 0;
+           slash = rel.rfind('/', slash - 1)) {
+        folders.insert(dir + "/" + rel.substr(0, slash));
+      }
     }
+  } else {
+    std::error_code ec;
+    for (auto it = stdfs::recursive_directory_iterator(dir, ec);
+         !ec && it != stdfs::recursive_directory_iterator(); it.increment(ec)) {
+      stdfs::file_status st = it->symlink_status(ec);
+      if (ec) break;
+      if (stdfs::is_regular_file(st)) FERRY_RETURN_IF_ERROR(FsyncPath(it->path().string(), false));
+      if (stdfs::is_directory(st)) folders.insert(it->path().string());
+    }
+    if (ec) return absl::InternalError(fmt::format("cannot walk {}: {}", dir, ec.message()));
   }
-  if (ec) return absl::InternalError(fmt::format("cannot walk {}: {}", dir, ec.message()));
-  std::string folder = dir;
-  while (true) {
-    FERRY_RETURN_IF_ERROR(FsyncPath(folder, /*folder=*/true));
-    if (folder.size() <= root.size()) break;
-    folder = ParentOf(folder);
-  }
+  for (const std::string& folder : folders) FERRY_RETURN_IF_ERROR(FsyncPath(folder, true));
   return absl::OkStatus();
 }
 
@@ -422,8 +436,9 @@ absl::Status LocalArtifactStore::Commit(std::string_view raw_prefix,
   FERRY_RETURN_IF_ERROR(MakeDirs(folder));
   FERRY_RETURN_IF_ERROR(CheckConfined(folder));
   if (PathExists(manifest)) return already();
-  // The data first, durably; then the manifest.
-  FERRY_RETURN_IF_ERROR(SyncVersion(folder, root_));
+  // The data first, durably; then the manifest (fsynced, published with link, its folder
+  // fsynced so that the name is durable too).
+  FERRY_RETURN_IF_ERROR(SyncVersion(folder, manifest_json));
   FERRY_ASSIGN_OR_RETURN(std::string tmp, WriteTempBeside(manifest, [&](int fd) {
                            return WriteAll(fd, manifest_json, manifest);
                          }));
