@@ -3,7 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -59,52 +59,82 @@ LocalExecutor::~LocalExecutor() {
   }
 }
 
+// The locals read by the vfork child are set before vfork and not changed after it; the parent
+// reads back only the volatile ones the child writes.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wclobbered"
 absl::StatusOr<int64_t> LocalExecutor::Launch(const LaunchSpec& spec) {
-  if (spec.argv.empty())
+  if (spec.argv.empty()) {
     return absl::InvalidArgumentError(fmt::format("{}: empty command", spec.label));
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, spec.log_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  if (!spec.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, spec.cwd.c_str());
-
-  // A new session (and so a process group of its own), no blocked signals, default handlers
-  // for the signals the scheduler catches.
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  sigset_t empty, defaults;
-  sigemptyset(&empty);
-  posix_spawnattr_setsigmask(&attr, &empty);
-  sigemptyset(&defaults);
-  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGCHLD}) sigaddset(&defaults, s);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-
+  }
   std::vector<std::string> argv_strings = spec.argv;
   std::vector<char*> argv = CStrings(argv_strings);
   std::vector<std::string> env_strings = ChildEnvironment(spec.env);
   std::vector<char*> envp = CStrings(env_strings);
+  struct rlimit memory_limit;
+  memory_limit.rlim_cur = memory_limit.rlim_max = static_cast<rlim_t>(spec.resources.memory_bytes);
+  const bool limit_memory = spec.resources.memory_bytes > 0;
+  const char* log_path = spec.log_path.c_str();
+  const char* cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
+  const pid_t parent = ::getpid();
 
-  pid_t pid = 0;
-  int rc = ::posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    std::string msg =
-        fmt::format("{}: cannot start '{}': {}", spec.label, spec.argv[0], std::strerror(rc));
-    if (rc == ENOENT) return absl::NotFoundError(msg + " (is it installed and on PATH?)");
-    if (rc == EACCES) return absl::PermissionDeniedError(msg);
-    return absl::InternalError(msg);
+  // vfork + exec, as posix_spawn does, plus what posix_spawn cannot do: PR_SET_PDEATHSIG, so that
+  // a task dies with the `ferry run` that owns it (kill -9 included) instead of running on as an
+  // orphan while `--resume` starts it again. Between vfork and exec the child only makes
+  // async-signal-safe system calls; all signals stay blocked until it resets them.
+  sigset_t all, saved;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &saved);
+  volatile int child_errno = 0;
+  volatile const char* failed_step = nullptr;
+  pid_t pid = ::vfork();
+  if (pid == 0) {
+    auto fail = [&](const char* step) {
+      child_errno = errno;
+      failed_step = step;
+      ::_exit(127);
+    };
+    if (::setsid() < 0) fail("setsid");
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail("prctl");
+    if (::getppid() != parent) ::_exit(127);  // the owner died before the prctl
+    for (int sig = 1; sig < NSIG; ++sig) {
+      struct sigaction sa;
+      if (::sigaction(sig, nullptr, &sa) == 0 && sa.sa_handler != SIG_DFL &&
+          sa.sa_handler != SIG_IGN) {
+        ::signal(sig, SIG_DFL);
+      }
+    }
+    ::signal(SIGPIPE, SIG_DFL);
+    int in = ::open("/dev/null", O_RDONLY);
+    if (in < 0 || ::dup2(in, 0) < 0) fail("open /dev/null");
+    int out = ::open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (out < 0) fail("open the log file");
+    if (::dup2(out, 1) < 0 || ::dup2(out, 2) < 0) fail("dup2");
+    if (in > 2) ::close(in);
+    if (out > 2) ::close(out);
+    if (cwd != nullptr && ::chdir(cwd) != 0) fail("chdir");
+    if (limit_memory && ::setrlimit(RLIMIT_AS, &memory_limit) != 0) fail("setrlimit");
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execvpe(argv[0], argv.data(), envp.data());
+    fail("exec");
   }
-  if (spec.resources.memory_bytes > 0) {
-    // Best effort: the limit lands a few microseconds after the exec, before any real work.
-    struct rlimit lim;
-    lim.rlim_cur = lim.rlim_max = static_cast<rlim_t>(spec.resources.memory_bytes);
-    ::prlimit(pid, RLIMIT_AS, &lim, nullptr);
+  int vfork_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  if (pid < 0) {
+    return absl::InternalError(
+        fmt::format("{}: cannot start a process: {}", spec.label, std::strerror(vfork_errno)));
+  }
+  if (failed_step != nullptr) {
+    // The child has exited (vfork returns once it has exec'd or died): reap it.
+    ::waitpid(pid, nullptr, 0);
+    int e = child_errno;
+    std::string msg = fmt::format("{}: cannot start '{}' ({} failed): {}", spec.label, spec.argv[0],
+                                  const_cast<const char*>(failed_step), std::strerror(e));
+    if (e == ENOENT) return absl::NotFoundError(msg + " (is it installed and on PATH?)");
+    if (e == EACCES) return absl::PermissionDeniedError(msg);
+    return absl::InternalError(msg);
   }
   int pidfd = PidfdOpen(pid);
   if (pidfd < 0) {
@@ -115,6 +145,7 @@ absl::StatusOr<int64_t> LocalExecutor::Launch(const LaunchSpec& spec) {
   procs_[pid] = Proc{.pidfd = pidfd};
   return static_cast<int64_t>(pid);
 }
+#pragma GCC diagnostic pop
 
 absl::StatusOr<std::vector<ExitInfo>> LocalExecutor::Wait(absl::Duration timeout) {
   std::vector<ExitInfo> exits;

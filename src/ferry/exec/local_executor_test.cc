@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -115,6 +116,34 @@ TEST_F(LocalExecutorTest, LeftoverChildrenOfATaskAreKilled) {
   bool gone = false;
   for (int i = 0; i < 500 && !(gone = dead()); ++i) ::usleep(10'000);
   EXPECT_TRUE(gone) << "background child " << bg << " survived its task";
+}
+
+TEST_F(LocalExecutorTest, TasksDieWithTheirOwner) {
+  // A child process plays `ferry run`: it launches a long task, records its pid, and dies
+  // without cleaning up (as under kill -9). The task must not outlive it.
+  pid_t owner = ::fork();
+  ASSERT_GE(owner, 0);
+  if (owner == 0) {
+    LocalExecutor exec;
+    auto h = exec.Launch(Sh("exec sleep 60"));
+    if (!h.ok()) ::_exit(2);
+    if (!WriteFileAtomic(dir_ + "/task.pid", std::to_string(*h), false).ok()) ::_exit(3);
+    ::_exit(0);  // no destructors: nothing kills the task but the kernel
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(owner, &status, 0), owner);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  pid_t task = std::stoi(*ReadFile(dir_ + "/task.pid"));
+  auto dead = [&] {
+    auto s = ReadFile("/proc/" + std::to_string(task) + "/stat");
+    if (!s.ok()) return true;
+    size_t close = s->rfind(')');
+    return close != std::string::npos && s->at(close + 2) == 'Z';
+  };
+  bool gone = false;
+  for (int i = 0; i < 500 && !(gone = dead()); ++i) ::usleep(10'000);
+  EXPECT_TRUE(gone) << "task " << task << " outlived its owner";
 }
 
 TEST_F(LocalExecutorTest, RunsTasksConcurrently) {
