@@ -1,10 +1,10 @@
 // `ferry cancel RUN_ID`: stop a run. Its owner stops the tasks (SIGTERM, then SIGKILL after the
 // grace period); a run whose owner is gone is cancelled here at once.
 
-#include "fmt/format.h"
 #include "ferry/cli/cli_common.h"
 #include "ferry/exec/executor.h"
 #include "ferry/pipeline/runner.h"
+#include "fmt/format.h"
 
 namespace ferry::cli {
 namespace {

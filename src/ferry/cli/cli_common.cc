@@ -5,9 +5,10 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "fmt/format.h"
+#include "ferry/common/fs.h"
 #include "ferry/common/status.h"
 #include "ferry/common/units.h"
+#include "fmt/format.h"
 
 namespace ferry::cli {
 
@@ -33,7 +34,7 @@ int ExitCodeFor(const absl::Status& status) {
 int Fail(const absl::Status& status) {
   std::string msg(status.message());
   // Multi-line messages (lists of config errors) print as they are, one per line.
-  if (msg.find('\n') != std::string::npos) {
+  if (msg.find('\n') != std::string::npos || msg.find(": error: ") != std::string::npos) {
     fmt::print(stderr, "{}\n", msg);
   } else {
     fmt::print(stderr, "ferry: error: {}\n", msg);
@@ -72,6 +73,11 @@ absl::Status ParseKeyValue(const std::string& kv, std::pair<std::string, std::st
   }
   *out = {kv.substr(0, eq), kv.substr(eq + 1)};
   return absl::OkStatus();
+}
+
+absl::Status CheckPipelineFile(const std::string& path) {
+  if (PathExists(path)) return absl::OkStatus();
+  return absl::NotFoundError(fmt::format("no such pipeline file: {}", path));
 }
 
 std::string SelfExe() {

@@ -3,11 +3,11 @@
 
 #include <filesystem>
 
-#include "fmt/format.h"
 #include "ferry/cli/cli_common.h"
 #include "ferry/common/fs.h"
 #include "ferry/common/ids.h"
 #include "ferry/common/status.h"
+#include "fmt/format.h"
 
 namespace ferry::cli {
 namespace {
@@ -47,7 +47,8 @@ steps:
     template: small
 )";
 
-constexpr char kPrepare[] = R"(# Writes data.csv to this task's output (the runner contract: docs/contract.md).
+constexpr char kPrepare[] =
+    R"(# Writes data.csv to this task's output (the runner contract: docs/contract.md).
 import csv, json, os, random
 
 params = json.load(open(os.environ["FERRY_PARAMS"]))
@@ -62,7 +63,8 @@ with open(os.path.join(out, "data.csv"), "w", newline="") as f:
 print("wrote", params["rows"], "rows")
 )";
 
-constexpr char kTrain[] = R"(# Fits y = a*x + b by least squares on the `prepare` channel; saves the model.
+constexpr char kTrain[] =
+    R"(# Fits y = a*x + b by least squares on the `prepare` channel; saves the model.
 import csv, json, os, shutil
 
 rows = list(csv.DictReader(open(os.path.join(os.environ["SM_CHANNEL_PREPARE"], "data.csv"))))
@@ -78,7 +80,8 @@ shutil.copy(path, os.environ["SM_OUTPUT_DATA_DIR"])  # downstream tasks read it 
 print("model", model)
 )";
 
-constexpr char kEvaluate[] = R"(# Scores the model on the data; fails the task (and the run) if the fit is poor.
+constexpr char kEvaluate[] =
+    R"(# Scores the model on the data; fails the task (and the run) if the fit is poor.
 import csv, json, os, sys
 
 model = json.load(open(os.path.join(os.environ["SM_CHANNEL_TRAIN"], "model.json")))
@@ -130,7 +133,8 @@ int InitMain(const std::string& dir) {
 
 void RegisterInitCommand(CLI::App& app, GlobalOptions&, int& rc) {
   auto dir = std::make_shared<std::string>();
-  CLI::App* cmd = app.add_subcommand("init", "Create a project that runs: ferry.yaml, a pipeline, steps");
+  CLI::App* cmd =
+      app.add_subcommand("init", "Create a project that runs: ferry.yaml, a pipeline, steps");
   cmd->add_option("dir", *dir, "Folder to create the project in")->required();
   cmd->callback([&rc, dir] { rc = InitMain(*dir); });
 }

@@ -1,7 +1,7 @@
 // `ferry logs RUN_ID [TASK] [--attempt N]`: the stdout/stderr of a run's tasks.
 
-#include "fmt/format.h"
 #include "ferry/cli/cli_common.h"
+#include "fmt/format.h"
 
 namespace ferry::cli {
 namespace {
@@ -29,7 +29,8 @@ int LogsMain(const GlobalOptions& g, const LogsOptions& o) {
     if (!attempts.ok()) return Fail(attempts.status());
     for (const auto& a : *attempts) {
       if (o.attempt && a.attempt != o.attempt) continue;
-      fmt::print("==> {} attempt {} ({}) <==\n", t.task, a.attempt, a.outcome.empty() ? "running" : a.outcome);
+      fmt::print("==> {} attempt {} ({}) <==\n", t.task, a.attempt,
+                 a.outcome.empty() ? "running" : a.outcome);
       auto text = project->lake->Get(a.log_uri);
       if (text.ok()) {
         fmt::print("{}", *text);

@@ -2,10 +2,10 @@
 
 #include <algorithm>
 
-#include "fmt/format.h"
 #include "ferry/cli/cli_common.h"
 #include "ferry/common/units.h"
 #include "ferry/state/kinds.h"
+#include "fmt/format.h"
 
 namespace ferry::cli {
 
@@ -34,17 +34,23 @@ void TerminalProgress::OnTaskChanged(const state::TaskRunRecord& task, const std
     if (task.state != ts::kFailed && task.state != ts::kRetrying) return;
     Redraw();  // clear first
   }
-  std::string line = fmt::format("{}  {:<24} {:<15}", absl::FormatTime("%H:%M:%S", clock_.Now(), absl::LocalTimeZone()),
+  std::string line = fmt::format("{}  {:<24} {:<15}",
+                                 absl::FormatTime("%H:%M:%S", clock_.Now(), absl::LocalTimeZone()),
                                  task.task, task.state);
-  if (task.state == ts::kSucceeded) line += " " + FormatSpan(task.started_at, task.finished_at);
-  else if (task.state == ts::kRunning) line += fmt::format(" attempt {}", task.attempts);
-  else if (!detail.empty() && task.state != ts::kQueued) line += " " + detail;
+  if (task.state == ts::kSucceeded)
+    line += " " + FormatSpan(task.started_at, task.finished_at);
+  else if (task.state == ts::kRunning)
+    line += fmt::format(" attempt {}", task.attempts);
+  else if (!detail.empty() && task.state != ts::kQueued)
+    line += " " + detail;
   if (tty_) {
     // Erase the live view, print the line above it; the view is redrawn on the next tick.
     for (int i = 0; i < drawn_lines_; ++i) fmt::print(out_, "\x1b[1A\x1b[2K");
     drawn_lines_ = 0;
   }
   fmt::print(out_, "{}\n", line);
+  // Not a terminal: a log file or a CI console that someone may be following as the run goes.
+  if (!tty_) std::fflush(out_);
 }
 
 void TerminalProgress::OnTick() {
@@ -118,7 +124,8 @@ void TerminalProgress::End(const state::PipelineRunRecord& run,
     }
     rows = keep;
   }
-  fmt::print(out_, "  {:<24} {:<15} {:>8} {:>9}  {}\n", "TASK", "STATE", "ATTEMPTS", "TIME", "OUTPUT");
+  fmt::print(out_, "  {:<24} {:<15} {:>8} {:>9}  {}\n", "TASK", "STATE", "ATTEMPTS", "TIME",
+             "OUTPUT");
   for (const auto* t : rows) {
     std::string output = t->output_uri.empty() ? (t->message.empty() ? "-" : t->message)
                                                : lake_root + "/" + t->output_uri;
@@ -126,9 +133,11 @@ void TerminalProgress::End(const state::PipelineRunRecord& run,
                t->state == ts::kCached ? "cached" : FormatSpan(t->started_at, t->finished_at),
                output);
   }
-  if (big) fmt::print(out_, "  ({} tasks; the 10 slowest and any not ok are shown)\n", tasks.size());
+  if (big)
+    fmt::print(out_, "  ({} tasks; the 10 slowest and any not ok are shown)\n", tasks.size());
   std::string tally;
-  for (const auto& [state, n] : counts) tally += fmt::format("{}{} {}", tally.empty() ? "" : ", ", n, state);
+  for (const auto& [state, n] : counts)
+    tally += fmt::format("{}{} {}", tally.empty() ? "" : ", ", n, state);
   fmt::print(out_, "tasks: {}\n", tally);
   if (!run.message.empty() && run.state != "succeeded") fmt::print(out_, "why: {}\n", run.message);
   fmt::print(out_, "details: ferry show {}   logs: ferry logs {} [TASK]\n", run.id, run.id);

@@ -1,10 +1,10 @@
 // `ferry render PIPELINE [--step S] [--param k=v]`: the fully resolved spec as a run would see
 // it: parameters, resource templates merged, environment, argv. Nothing runs.
 
-#include "fmt/format.h"
 #include "ferry/cli/cli_common.h"
 #include "ferry/common/clock.h"
 #include "ferry/pipeline/resolve.h"
+#include "fmt/format.h"
 
 namespace ferry::cli {
 namespace {
@@ -16,6 +16,7 @@ struct RenderOptions {
 };
 
 int RenderMain(const GlobalOptions& g, const RenderOptions& o) {
+  if (absl::Status s = CheckPipelineFile(o.pipeline_file); !s.ok()) return Fail(s);
   absl::StatusOr<Project> project = OpenProject(g, o.pipeline_file);
   if (!project.ok()) return Fail(project.status());
   const auto& kinds = pipeline::StepKindRegistry::Default();
@@ -55,7 +56,8 @@ void RegisterRenderCommand(CLI::App& app, GlobalOptions& g, int& rc) {
   CLI::App* cmd = app.add_subcommand("render", "Print the resolved spec of a pipeline or a step");
   cmd->add_option("pipeline", o->pipeline_file, "Pipeline YAML file")->required();
   cmd->add_option("-s,--step", o->step, "Only this step");
-  cmd->add_option("-p,--param", o->params, "Set a parameter: NAME=VALUE (repeatable)");
+  cmd->add_option("-p,--param", o->params, "Set a parameter: NAME=VALUE (repeatable)")
+      ->allow_extra_args(false);
   cmd->callback([&g, &rc, o] { rc = RenderMain(g, *o); });
 }
 

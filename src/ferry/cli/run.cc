@@ -7,13 +7,13 @@
 #include <cstring>
 
 #include "absl/strings/str_split.h"
-#include "fmt/format.h"
 #include "ferry/cli/cli_common.h"
 #include "ferry/cli/progress.h"
 #include "ferry/common/status.h"
 #include "ferry/exec/executor.h"
 #include "ferry/pipeline/runner.h"
 #include "ferry/state/kinds.h"
+#include "fmt/format.h"
 
 namespace ferry::cli {
 namespace {
@@ -64,6 +64,9 @@ int RunMain(const GlobalOptions& g, const RunOptions& o) {
   if (!o.resume.empty() && (!o.from.empty() || !o.only.empty() || !o.params.empty())) {
     return Fail(absl::InvalidArgumentError(
         "--resume runs the frozen spec of the run: --param, --from and --only do not apply"));
+  }
+  if (!o.pipeline_file.empty()) {
+    if (absl::Status s = CheckPipelineFile(o.pipeline_file); !s.ok()) return Fail(s);
   }
   absl::StatusOr<Project> project = OpenProject(g, o.pipeline_file);
   if (!project.ok()) return Fail(project.status());
@@ -120,10 +123,12 @@ void RegisterRunCommand(CLI::App& app, GlobalOptions& g, int& rc) {
   auto o = std::make_shared<RunOptions>();
   CLI::App* cmd = app.add_subcommand("run", "Run a pipeline now, or resume a run");
   cmd->add_option("pipeline", o->pipeline_file, "Pipeline YAML file, e.g. pipelines/train.yaml");
-  cmd->add_option("-p,--param", o->params, "Set a parameter: NAME=VALUE (repeatable)");
+  cmd->add_option("-p,--param", o->params, "Set a parameter: NAME=VALUE (repeatable)")
+      ->allow_extra_args(false);
   cmd->add_option("--resume", o->resume, "Resume RUN_ID: re-run only what did not succeed");
-  cmd->add_option("--from", o->from, "Run these steps and everything downstream (comma list)");
-  cmd->add_option("--only", o->only, "Run only these steps (comma list)");
+  cmd->add_option("--from", o->from, "Run these steps and everything downstream (comma list)")
+      ->allow_extra_args(false);
+  cmd->add_option("--only", o->only, "Run only these steps (comma list)")->allow_extra_args(false);
   cmd->add_option("--idempotency-key", o->key,
                   "Refuse to start while a run of this pipeline with the same key is live");
   cmd->add_flag("-q,--quiet", o->quiet, "No per-task lines, only the summary");

@@ -1,7 +1,7 @@
 // `ferry runs [--pipeline P] [--limit N] [--json]`: the runs of a project, newest first.
 
-#include "fmt/format.h"
 #include "ferry/cli/cli_common.h"
+#include "fmt/format.h"
 #include "nlohmann/json.hpp"
 
 namespace ferry::cli {

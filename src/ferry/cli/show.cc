@@ -1,7 +1,7 @@
 // `ferry show RUN_ID [--json]`: a run, its tasks (states, times, attempts) and its events.
 
-#include "fmt/format.h"
 #include "ferry/cli/cli_common.h"
+#include "fmt/format.h"
 #include "nlohmann/json.hpp"
 
 namespace ferry::cli {
@@ -29,6 +29,7 @@ int ShowMain(const GlobalOptions& g, const ShowOptions& o) {
     nlohmann::json ja = nlohmann::json::array();
     for (const auto& a : *attempts) {
       ja.push_back({{"attempt", a.attempt},
+                    {"pid", a.pid},  // the process (group) of the attempt; 0 until launched
                     {"started_at", ShowTime(a.started_at)},
                     {"finished_at", ShowTime(a.finished_at)},
                     {"duration", FormatSpan(a.started_at, a.finished_at)},
@@ -50,17 +51,18 @@ int ShowMain(const GlobalOptions& g, const ShowOptions& o) {
                       {"message", t.message}});
   }
   if (o.json) {
-    nlohmann::json out = {{"id", run->id},
-                          {"pipeline", run->pipeline},
-                          {"file", run->pipeline_file},
-                          {"state", run->state},
-                          {"version", run->version},
-                          {"created_at", ShowTime(run->created_at)},
-                          {"started_at", ShowTime(run->started_at)},
-                          {"finished_at", ShowTime(run->finished_at)},
-                          {"params", nlohmann::json::parse(run->params_json.empty() ? "{}" : run->params_json)},
-                          {"message", run->message},
-                          {"tasks", jtasks}};
+    nlohmann::json out = {
+        {"id", run->id},
+        {"pipeline", run->pipeline},
+        {"file", run->pipeline_file},
+        {"state", run->state},
+        {"version", run->version},
+        {"created_at", ShowTime(run->created_at)},
+        {"started_at", ShowTime(run->started_at)},
+        {"finished_at", ShowTime(run->finished_at)},
+        {"params", nlohmann::json::parse(run->params_json.empty() ? "{}" : run->params_json)},
+        {"message", run->message},
+        {"tasks", jtasks}};
     fmt::print("{}\n", out.dump(2));
     return kExitOk;
   }

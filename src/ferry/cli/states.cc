@@ -1,8 +1,8 @@
 // `ferry states [KIND] [--json]`: the state machines' transition tables.
 
-#include "fmt/format.h"
 #include "ferry/cli/cli_common.h"
 #include "ferry/state/kinds.h"
+#include "fmt/format.h"
 #include "nlohmann/json.hpp"
 
 namespace ferry::cli {
@@ -16,15 +16,20 @@ int StatesMain(const std::string& kind, bool json) {
     kinds.push_back(k);
   } else {
     std::string names;
-    for (const auto* k : state::AllKinds()) names += (names.empty() ? "" : ", ") + std::string(k->name);
+    for (const auto* k : state::AllKinds())
+      names += (names.empty() ? "" : ", ") + std::string(k->name);
     return Fail(absl::NotFoundError(fmt::format("no resource kind '{}'; kinds: {}", kind, names)));
   }
   if (json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto* k : kinds) {
       nlohmann::json edges = nlohmann::json::array();
-      for (const auto& e : k->edges) edges.push_back({{"from", e.from}, {"to", e.to}, {"when", e.why}});
-      out.push_back({{"kind", k->name}, {"states", k->states}, {"terminal", k->terminal}, {"transitions", edges}});
+      for (const auto& e : k->edges)
+        edges.push_back({{"from", e.from}, {"to", e.to}, {"when", e.why}});
+      out.push_back({{"kind", k->name},
+                     {"states", k->states},
+                     {"terminal", k->terminal},
+                     {"transitions", edges}});
     }
     fmt::print("{}\n", out.dump(2));
     return kExitOk;

@@ -4,10 +4,10 @@
 
 #include <cstdlib>
 
-#include "fmt/format.h"
 #include "ferry/cli/cli_common.h"
 #include "ferry/common/fs.h"
 #include "ferry/pipeline/step_kind.h"
+#include "fmt/format.h"
 #include "nlohmann/json.hpp"
 
 namespace ferry::cli {

@@ -4,9 +4,9 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "fmt/format.h"
 #include "ferry/cli/cli_common.h"
 #include "ferry/pipeline/step_kind.h"
+#include "fmt/format.h"
 
 namespace ferry::cli {
 namespace {

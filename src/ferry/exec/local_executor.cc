@@ -162,7 +162,9 @@ absl::StatusOr<std::vector<ExitInfo>> LocalExecutor::Wait(absl::Duration timeout
       }
     }
   }
-  if (procs_.empty()) return exits;
+  // Nothing live and nothing to wait for: return rather than block forever. Otherwise sleep until
+  // the timeout even with no process (a retry's backoff), so the caller does not spin.
+  if (procs_.empty() && timeout == absl::InfiniteDuration()) return exits;
 
   absl::Duration wait = std::min(timeout, next_kill - now);
   if (wait < absl::ZeroDuration()) wait = absl::ZeroDuration();

@@ -4,7 +4,8 @@
 // its log file, and an address-space limit when `memory` is set. Exits are observed through
 // pidfds and ppoll, so waiting costs nothing while tasks run, and SIGINT/SIGTERM delivered to the
 // caller interrupt Wait. When a task's main process exits, whatever it left in its process group
-// is killed. Single-threaded use (see Executor).
+// is killed, and a task gets SIGKILL when the thread that launched it dies (PR_SET_PDEATHSIG), so
+// no task outlives a `ferry run` killed with -9. Single-threaded use (see Executor).
 
 #include <map>
 

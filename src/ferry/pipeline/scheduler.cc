@@ -5,14 +5,14 @@
 #include <unordered_map>
 #include <vector>
 
-#include "fmt/format.h"
-#include "fmt/ranges.h"
 #include "ferry/common/status.h"
 #include "ferry/common/units.h"
 #include "ferry/pipeline/checkpoint.h"
 #include "ferry/pipeline/workdir.h"
 #include "ferry/state/kinds.h"
 #include "ferry/storage/layout.h"
+#include "fmt/format.h"
+#include "fmt/ranges.h"
 
 namespace ferry::pipeline {
 
@@ -21,21 +21,21 @@ namespace rs = state::run_state;
 
 struct Scheduler::Node {
   const ResolvedStep* step = nullptr;
-  state::TaskRunRecord rec;       // as last persisted
+  state::TaskRunRecord rec;  // as last persisted
   // State and version after the transitions planned in the current batch: a batch may move a
   // task twice (pending -> queued -> running), each move expecting the version the previous wrote.
   std::string planned_state;
   int64_t planned_version = 0;
-  std::string output_hash;        // once succeeded or cached
+  std::string output_hash;  // once succeeded or cached
   std::vector<int> children;
   std::vector<int> parents;
   int unfinished_parents = 0;
-  int base_attempts = 0;          // attempts before this drive queued it; retries count from here
-  int64_t handle = 0;             // live process
+  int base_attempts = 0;  // attempts before this drive queued it; retries count from here
+  int64_t handle = 0;     // live process
   absl::Time deadline = absl::InfiniteFuture();
   bool timed_out = false;
-  std::string dir_key;            // runs/<p>/<r>/<task>
-  std::string dir;                // its local folder
+  std::string dir_key;  // runs/<p>/<r>/<task>
+  std::string dir;      // its local folder
 };
 
 // The loop: each turn persists one batch of transitions (exits, the children they release,
@@ -65,7 +65,10 @@ class Scheduler::Impl {
       absl::Time now = Now();
       absl::Time wake = now + (d_.observer ? d_.observer->tick() : absl::Seconds(1));
       if (!timers_.empty()) wake = std::min(wake, timers_.begin()->first);
-      for (const auto& [handle, idx] : live_) wake = std::min(wake, nodes_[idx].deadline);
+      for (const auto& [handle, idx] : live_) {
+        // A timed-out task is being stopped: the executor enforces the grace period.
+        if (!nodes_[idx].timed_out) wake = std::min(wake, nodes_[idx].deadline);
+      }
       FERRY_ASSIGN_OR_RETURN(std::vector<exec::ExitInfo> exits,
                              d_.executor->Wait(std::max(absl::ZeroDuration(), wake - now)));
       for (const exec::ExitInfo& e : exits) FERRY_RETURN_IF_ERROR(OnExit(e, &batch));
@@ -103,8 +106,8 @@ class Scheduler::Impl {
     for (size_t i = 0; i < nodes_.size(); ++i) {
       Node& n = nodes_[i];
       if (n.rec.task.empty()) {
-        return absl::DataLossError(fmt::format("task '{}' of run {} is missing from the store",
-                                               n.step->name, p_.run_id));
+        return absl::DataLossError(
+            fmt::format("task '{}' of run {} is missing from the store", n.step->name, p_.run_id));
       }
       n.planned_state = n.rec.state;
       n.planned_version = n.rec.version;
@@ -142,19 +145,26 @@ class Scheduler::Impl {
         }
       }
     }
+    // Skips first, so that a cache hit below does not promote a task that is not needed.
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      if (!needed[i] && nodes_[i].planned_state == ts::kPending) {
+        Move(nodes_[i], ts::kSkipped, "not selected by --only/--from", batch);
+      }
+    }
+    // Then each task by the state it was loaded in; a pending task may have been promoted
+    // meanwhile by a cache hit of its last parent (planned_state tells).
     for (size_t i = 0; i < nodes_.size(); ++i) {
       Node& n = nodes_[i];
-      if (!needed[i] && n.planned_state == ts::kPending) {
-        Move(n, ts::kSkipped, "not selected by --only/--from", batch);
-      } else if (n.planned_state == ts::kQueued) {
+      const std::string& loaded = n.rec.state;
+      if (loaded == ts::kQueued) {
         queue_.push_back(static_cast<int>(i));
-      } else if (n.planned_state == ts::kRetrying) {
+      } else if (loaded == ts::kRetrying) {
         timers_.emplace(n.rec.retry_at, static_cast<int>(i));
-      } else if (n.planned_state == ts::kPending && n.unfinished_parents == 0) {
-        FERRY_RETURN_IF_ERROR(Promote(static_cast<int>(i), batch));
-      } else if (n.planned_state == ts::kRunning) {
+      } else if (loaded == ts::kRunning) {
         return absl::FailedPreconditionError(fmt::format(
             "task '{}' of run {} is still running under another owner", n.step->name, p_.run_id));
+      } else if (n.planned_state == ts::kPending && n.unfinished_parents == 0) {
+        FERRY_RETURN_IF_ERROR(Promote(static_cast<int>(i), batch));
       }
     }
     return absl::OkStatus();
@@ -285,11 +295,11 @@ class Scheduler::Impl {
                              d_.lake->LocalPath(nodes_[parent].rec.output_uri));
     }
     using Env = std::map<std::string, std::string>;
-    FERRY_ASSIGN_OR_RETURN(Env env, PrepareWorkdir(p_, *n.step, n.rec.attempts, n.dir, channels,
-                                                   d_.lake->root_uri()));
-    FERRY_ASSIGN_OR_RETURN(std::string log_key, storage::layout::TaskLog(p_.name, p_.run_id,
-                                                                          n.step->name,
-                                                                          n.rec.attempts));
+    FERRY_ASSIGN_OR_RETURN(
+        Env env, PrepareWorkdir(p_, *n.step, n.rec.attempts, n.dir, channels, d_.lake->root_uri()));
+    FERRY_ASSIGN_OR_RETURN(
+        std::string log_key,
+        storage::layout::TaskLog(p_.name, p_.run_id, n.step->name, n.rec.attempts));
     FERRY_ASSIGN_OR_RETURN(std::string log_path, d_.lake->LocalPath(log_key));
     exec::LaunchSpec spec;
     spec.label = fmt::format("{}/{}#{}", p_.run_id, n.step->name, n.rec.attempts);
@@ -313,9 +323,9 @@ class Scheduler::Impl {
       return absl::OkStatus();
     }
     if (e.exit_code == 0 && !n.timed_out) return Succeeded(idx, batch);
-    std::string why = n.timed_out ? fmt::format("timed out after {}",
-                                                HumanDuration(n.step->resources.timeout))
-                                  : e.message;
+    std::string why =
+        n.timed_out ? fmt::format("timed out after {}", HumanDuration(n.step->resources.timeout))
+                    : e.message;
     std::string failure = ReadFailureMessage(n.dir);
     if (!failure.empty()) why += ": " + failure;
     return AttemptFailed(idx, e.exit_code, why, batch);
@@ -334,9 +344,13 @@ class Scheduler::Impl {
         {"output_hash", out.hash},
         {"files", out.files},
         {"committed_at", absl::FormatTime(absl::RFC3339_sec, Now(), absl::UTCTimeZone())}};
-    FERRY_RETURN_IF_ERROR(d_.lake->Commit(n.dir_key, manifest.dump(2)));
+    // A checkpoint can be recomputed: ordered, not flushed (resume repairs what a power loss
+    // takes).
+    FERRY_RETURN_IF_ERROR(
+        d_.lake->Commit(n.dir_key, manifest.dump(2), storage::Durability::kOrdered));
     state::TaskTransition& t = Move(n, ts::kSucceeded, "exited with code 0", batch);
     t.exit_code = 0;
+    t.message = "";  // whatever an earlier attempt left
     t.output_uri = n.dir_key;
     t.output_hash = out.hash;
     if (!n.rec.cache_key.empty() && n.step->cache) {
@@ -357,11 +371,10 @@ class Scheduler::Impl {
     int tries = n.rec.attempts - n.base_attempts;
     if (tries <= n.step->resources.retries) {
       absl::Duration delay = config::RetryDelay(n.step->resources, tries);
-      state::TaskTransition& t =
-          Move(n, ts::kRetrying,
-               fmt::format("{}; retry {} of {} in {}", why, tries, n.step->resources.retries,
-                           HumanDuration(delay)),
-               batch);
+      state::TaskTransition& t = Move(n, ts::kRetrying,
+                                      fmt::format("{}; retry {} of {} in {}", why, tries,
+                                                  n.step->resources.retries, HumanDuration(delay)),
+                                      batch);
       t.exit_code = exit_code;
       t.retry_at = Now() + delay;
       t.message = why;
@@ -380,8 +393,8 @@ class Scheduler::Impl {
       if (seen[c]) continue;
       seen[c] = true;
       if (nodes_[c].planned_state == ts::kPending) {
-        Move(nodes_[c], ts::kUpstreamFailed,
-             fmt::format("upstream task '{}' failed", n.step->name), batch);
+        Move(nodes_[c], ts::kUpstreamFailed, fmt::format("upstream task '{}' failed", n.step->name),
+             batch);
       }
       for (int cc : nodes_[c].children) stack.push_back(cc);
     }
@@ -470,9 +483,9 @@ class Scheduler::Impl {
   const Selection& sel_;
   std::vector<Node> nodes_;
   std::unordered_map<std::string, int> index_;  // task name -> node
-  std::deque<int> queue_;                        // ready to launch, FIFO
-  std::multimap<absl::Time, int> timers_;        // retrying tasks by retry_at
-  std::map<int64_t, int> live_;                  // executor handle -> node
+  std::deque<int> queue_;                       // ready to launch, FIFO
+  std::multimap<absl::Time, int> timers_;       // retrying tasks by retry_at
+  std::map<int64_t, int> live_;                 // executor handle -> node
   bool cancelling_ = false;
 };
 

@@ -29,6 +29,17 @@
 
 namespace ferry::storage {
 
+// How far a Commit goes before it returns.
+enum class Durability {
+  // The content the manifest lists, and the manifest, are on disk (fsync) before Commit returns:
+  // for what cannot be recomputed (datasets, models).
+  kFlushed,
+  // Atomic and ordered (the manifest appears after the data, whole or not at all, so a crash of
+  // any process never exposes half a version) but flushed by the OS in its own time: for task
+  // checkpoints, which a resume recomputes if a power loss takes them (docs/layout.md).
+  kOrdered,
+};
+
 class ArtifactStore {
  public:
   virtual ~ArtifactStore() = default;
@@ -50,8 +61,9 @@ class ArtifactStore {
   // Writes `<prefix>/manifest.json` = manifest_json, last, making the version immutable. The
   // content is made durable first: the files the manifest lists under "files" ([{"path":
   // "<relative path>"}, ...]) and their folders, or, when it lists none, everything under the
-  // prefix. Files it does not list (logs, inputs) are not flushed.
-  virtual absl::Status Commit(std::string_view prefix, std::string_view manifest_json) = 0;
+  // prefix. Files it does not list (logs, inputs) are not flushed. kOrdered skips the flushes.
+  virtual absl::Status Commit(std::string_view prefix, std::string_view manifest_json,
+                              Durability durability = Durability::kFlushed) = 0;
   // OK if committed, NotFound if not, FailedPrecondition if tombstoned.
   virtual absl::Status CheckCommitted(std::string_view prefix) = 0;
   // Writes `<prefix>/_TOMBSTONE.json`.

@@ -196,6 +196,23 @@ TEST_P(ArtifactStoreConformance, ConcurrentPutsOfDifferentKeysAllLand) {
   EXPECT_EQ(store_->Get("c/t2/k17").value_or(""), "c/t2/k17");
 }
 
+TEST_P(ArtifactStoreConformance, AnOrderedCommitIsAsVisibleAndAsImmutable) {
+  ASSERT_TRUE(store_->Put("runs/p/r/t/output/data/x.csv", "a,b\n").ok());
+  EXPECT_TRUE(absl::IsNotFound(store_->CheckCommitted("runs/p/r/t")));
+  ASSERT_TRUE(store_
+                  ->Commit("runs/p/r/t", R"({"files":[{"path":"output/data/x.csv"}]})",
+                           Durability::kOrdered)
+                  .ok());
+  EXPECT_TRUE(store_->CheckCommitted("runs/p/r/t").ok());
+  EXPECT_EQ(*store_->Get("runs/p/r/t/output/data/x.csv"), "a,b\n");
+  EXPECT_TRUE(absl::IsFailedPrecondition(store_->Put("runs/p/r/t/output/data/y.csv", "")));
+  EXPECT_TRUE(absl::IsAlreadyExists(store_->Commit("runs/p/r/t", "{}", Durability::kOrdered)));
+  // A manifest naming a file outside its version is refused when it is flushed.
+  ASSERT_TRUE(store_->Put("runs/p/r/u/output/data/x.csv", "").ok());
+  EXPECT_FALSE(
+      store_->Commit("runs/p/r/u", R"({"files":[{"path":"../t/output/data/x.csv"}]})").ok());
+}
+
 TEST_P(ArtifactStoreConformance, CommitMakesTheVersionImmutable) {
   ASSERT_TRUE(store_->Put("datasets/c/v1/data.csv", "x").ok());
   ASSERT_TRUE(store_->Put("datasets/c/v1/sub/part", "y").ok());

@@ -412,8 +412,9 @@ absl::StatusOr<std::vector<std::string>> LocalArtifactStore::List(std::string_vi
   return keys;
 }
 
-absl::Status LocalArtifactStore::Commit(std::string_view raw_prefix,
-                                        std::string_view manifest_json) {
+absl::Status LocalArtifactStore::Commit(std::string_view raw_prefix, std::string_view manifest_json,
+                                        Durability durability) {
+  const bool flush = durability == Durability::kFlushed;
   FERRY_ASSIGN_OR_RETURN(std::string prefix, Resolve(raw_prefix));
   auto inside_committed = [&]() -> absl::Status {
     if (std::optional<std::string> version = CommittedAncestor(prefix)) {
@@ -438,10 +439,11 @@ absl::Status LocalArtifactStore::Commit(std::string_view raw_prefix,
   if (PathExists(manifest)) return already();
   // The data first, durably; then the manifest (fsynced, published with link, its folder
   // fsynced so that the name is durable too).
-  FERRY_RETURN_IF_ERROR(SyncVersion(folder, manifest_json));
-  FERRY_ASSIGN_OR_RETURN(std::string tmp, WriteTempBeside(manifest, [&](int fd) {
-                           return WriteAll(fd, manifest_json, manifest);
-                         }));
+  if (flush) FERRY_RETURN_IF_ERROR(SyncVersion(folder, manifest_json));
+  FERRY_ASSIGN_OR_RETURN(
+      std::string tmp,
+      WriteTempBeside(
+          manifest, [&](int fd) { return WriteAll(fd, manifest_json, manifest); }, flush));
   absl::Status status;
   {
     std::lock_guard<std::mutex> lock(publish_mu_);
@@ -453,7 +455,7 @@ absl::Status LocalArtifactStore::Commit(std::string_view raw_prefix,
   }
   ::unlink(tmp.c_str());
   FERRY_RETURN_IF_ERROR(status);
-  return FsyncPath(folder, /*folder=*/true);
+  return flush ? FsyncPath(folder, /*folder=*/true) : absl::OkStatus();
 }
 
 absl::Status LocalArtifactStore::CheckCommitted(std::string_view raw_prefix) {

@@ -8,9 +8,11 @@
 //  - A version is committed when its folder holds manifest.json; a key is immutable when any of
 //    its ancestor folders does (one stat per ancestor). "manifest.json" and "_TOMBSTONE.json"
 //    are written only by Commit and Tombstone; Put refuses those names.
-//  - Commit fsyncs every file and folder under the version (objects written in place through
-//    LocalPath included), then links manifest.json into place, so after a crash a manifest
-//    never describes data that is not on disk.
+//  - Commit (Durability::kFlushed) fsyncs the files the manifest lists and their folders
+//    (objects written in place through LocalPath included; everything under the version when
+//    the manifest lists no files), then links manifest.json into place and fsyncs its folder, so
+//    after a power loss a manifest never describes data that is not on disk. kOrdered keeps the
+//    order and the atomic link but leaves the flushing to the OS.
 //  - Keys are confined to the root lexically (NormalizeKey) and physically: the deepest existing
 //    folder of a key must resolve (realpath) inside the resolved root, so a symlink in the lake
 //    that points elsewhere is refused with InvalidArgument. List does not descend into symlinked
@@ -60,7 +62,8 @@ class LocalArtifactStore final : public ArtifactStore {
   // An empty prefix lists the whole lake.
   absl::StatusOr<std::vector<std::string>> List(std::string_view prefix) override;
 
-  absl::Status Commit(std::string_view prefix, std::string_view manifest_json) override;
+  absl::Status Commit(std::string_view prefix, std::string_view manifest_json,
+                      Durability durability = Durability::kFlushed) override;
   absl::Status CheckCommitted(std::string_view prefix) override;
   // AlreadyExists when the version is already tombstoned (the first tombstone is kept).
   absl::Status Tombstone(std::string_view prefix, std::string_view tombstone_json) override;

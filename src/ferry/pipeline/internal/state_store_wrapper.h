@@ -1,0 +1,63 @@
+#pragma once
+// StateStoreWrapper: a StateStore that forwards every call to another one, so that a decorator
+// (fault injection, counting) overrides only the calls it is about. Test-only. Borrows the
+// target, which must outlive the wrapper; thread-safety is the target's.
+// (The pattern of leveldb's EnvWrapper.)
+
+#include <string>
+#include <vector>
+
+#include "ferry/state/state_store.h"
+
+namespace ferry::pipeline::internal {
+
+class StateStoreWrapper : public state::StateStore {
+ public:
+  explicit StateStoreWrapper(state::StateStore& target) : target_(target) {}
+
+  absl::StatusOr<state::PipelineRunRecord> CreateRun(const state::NewRun& run) override {
+    return target_.CreateRun(run);
+  }
+  absl::StatusOr<state::PipelineRunRecord> GetRun(const std::string& id) override {
+    return target_.GetRun(id);
+  }
+  absl::StatusOr<std::vector<state::PipelineRunRecord>> ListRuns(const std::string& pipeline,
+                                                                 int limit) override {
+    return target_.ListRuns(pipeline, limit);
+  }
+  absl::StatusOr<state::PipelineRunRecord> TransitionRun(const state::RunTransition& t) override {
+    return target_.TransitionRun(t);
+  }
+  absl::StatusOr<std::vector<state::TaskRunRecord>> GetTasks(const std::string& run_id) override {
+    return target_.GetTasks(run_id);
+  }
+  absl::StatusOr<std::vector<state::TaskRunRecord>> TransitionTasks(
+      const std::vector<state::TaskTransition>& batch, const std::string& actor) override {
+    return target_.TransitionTasks(batch, actor);
+  }
+  absl::Status SetAttemptPid(const std::string& run_id, const std::string& task,
+                             int64_t pid) override {
+    return target_.SetAttemptPid(run_id, task, pid);
+  }
+  absl::StatusOr<std::vector<state::AttemptRecord>> GetAttempts(const std::string& run_id,
+                                                                const std::string& task) override {
+    return target_.GetAttempts(run_id, task);
+  }
+  absl::StatusOr<std::vector<state::EventRecord>> GetEvents(const std::string& resource) override {
+    return target_.GetEvents(resource);
+  }
+  absl::Status PutCheckpoint(const state::CheckpointRecord& c) override {
+    return target_.PutCheckpoint(c);
+  }
+  absl::StatusOr<state::CheckpointRecord> GetCheckpoint(const std::string& cache_key) override {
+    return target_.GetCheckpoint(cache_key);
+  }
+
+ protected:
+  state::StateStore& target() { return target_; }
+
+ private:
+  state::StateStore& target_;
+};
+
+}  // namespace ferry::pipeline::internal
