@@ -5,13 +5,13 @@
 
 #include <set>
 
-#include "fmt/format.h"
 #include "ferry/common/fs.h"
 #include "ferry/common/ids.h"
 #include "ferry/common/status.h"
 #include "ferry/pipeline/checkpoint.h"
 #include "ferry/state/kinds.h"
 #include "ferry/storage/layout.h"
+#include "fmt/format.h"
 
 namespace ferry::pipeline {
 
@@ -45,8 +45,9 @@ absl::StatusOr<Selection> Select(const RunContext& ctx, const ResolvedPipeline& 
     if (p.FindStep(name) == nullptr) {
       std::vector<std::string> names;
       for (const ResolvedStep& s : p.steps) names.push_back(s.name);
-      return absl::InvalidArgumentError(fmt::format("{} {}: pipeline '{}' has no step '{}'; steps: {}",
-                                                    flag, name, p.name, name, fmt::join(names, ", ")));
+      return absl::InvalidArgumentError(
+          fmt::format("{} {}: pipeline '{}' has no step '{}'; steps: {}", flag, name, p.name, name,
+                      fmt::join(names, ", ")));
     }
     return absl::OkStatus();
   };
@@ -62,7 +63,8 @@ absl::StatusOr<Selection> Select(const RunContext& ctx, const ResolvedPipeline& 
     // Steps are in topological order: one forward pass collects every descendant.
     for (const ResolvedStep& s : p.steps) {
       for (const std::string& need : s.needs) {
-        if (sel.selected.count(need) && std::find(req.only.begin(), req.only.end(), need) == req.only.end()) {
+        if (sel.selected.count(need) &&
+            std::find(req.only.begin(), req.only.end(), need) == req.only.end()) {
           sel.selected.insert(s.name);
         }
       }
@@ -175,19 +177,19 @@ absl::StatusOr<state::PipelineRunRecord> ResumeRun(
   if (run.state == rs::kRunning || run.state == rs::kCancelling) {
     if (OwnerAlive(run)) {
       return absl::FailedPreconditionError(fmt::format(
-          "run {} is being driven by pid {} on {}; wait for it, or `ferry cancel {}` first",
-          run_id, run.owner_pid, run.owner_host, run_id));
+          "run {} is being driven by pid {} on {}; wait for it, or `ferry cancel {}` first", run_id,
+          run.owner_pid, run.owner_host, run_id));
     }
     FERRY_ASSIGN_OR_RETURN(
-        run, ctx.store->TransitionRun(
-                 {.id = run.id,
-                  .from = run.state,
-                  .to = rs::kFailed,
-                  .expected_version = run.version,
-                  .reason = fmt::format("its owner (pid {} on {}) died", run.owner_pid, run.owner_host),
-                  .actor = actor,
-                  .owner_pid = 0,
-                  .message = "owner died"}));
+        run, ctx.store->TransitionRun({.id = run.id,
+                                       .from = run.state,
+                                       .to = rs::kFailed,
+                                       .expected_version = run.version,
+                                       .reason = fmt::format("its owner (pid {} on {}) died",
+                                                             run.owner_pid, run.owner_host),
+                                       .actor = actor,
+                                       .owner_pid = 0,
+                                       .message = "owner died"}));
   }
   FERRY_ASSIGN_OR_RETURN(ResolvedPipeline p,
                          ResolvedPipeline::FromJson(nlohmann::json::parse(run.spec_json)));
@@ -199,8 +201,8 @@ absl::StatusOr<state::PipelineRunRecord> ResumeRun(
   for (const state::TaskRunRecord& t : tasks) {
     if (t.state != ts::kRunning) continue;
     FERRY_ASSIGN_OR_RETURN(std::string dir_key, storage::layout::TaskDir(p.name, run_id, t.task));
-    state::TaskTransition tr{.run_id = run_id, .task = t.task, .from = ts::kRunning,
-                             .expected_version = t.version};
+    state::TaskTransition tr{
+        .run_id = run_id, .task = t.task, .from = ts::kRunning, .expected_version = t.version};
     if (ctx.lake->CheckCommitted(dir_key).ok()) {
       FERRY_ASSIGN_OR_RETURN(std::string manifest_text,
                              ctx.lake->Get(storage::layout::ManifestOf(dir_key)));
@@ -210,7 +212,9 @@ absl::StatusOr<state::PipelineRunRecord> ResumeRun(
       tr.exit_code = 0;
       tr.output_uri = dir_key;
       tr.output_hash = manifest.value("output_hash", "");
-      if (!t.cache_key.empty()) {
+      tr.message = "";
+      const ResolvedStep* step = p.FindStep(t.task);
+      if (!t.cache_key.empty() && step != nullptr && step->cache) {
         FERRY_RETURN_IF_ERROR(ctx.store->PutCheckpoint({.cache_key = t.cache_key,
                                                         .pipeline = p.name,
                                                         .run_id = run_id,
@@ -231,10 +235,26 @@ absl::StatusOr<state::PipelineRunRecord> ResumeRun(
   batch.clear();
   FERRY_ASSIGN_OR_RETURN(tasks, ctx.store->GetTasks(run_id));
   for (const state::TaskRunRecord& t : tasks) {
+    // Checkpoints are committed in order but flushed by the OS (Durability::kOrdered): after a
+    // power loss a task may be recorded done while its checkpoint is gone. It runs again.
+    if ((t.state == ts::kSucceeded || t.state == ts::kCached) &&
+        !ctx.lake->CheckCommitted(t.output_uri).ok()) {
+      batch.push_back({.run_id = run_id,
+                       .task = t.task,
+                       .from = t.state,
+                       .to = ts::kPending,
+                       .expected_version = t.version,
+                       .reason = fmt::format("resume: checkpoint {} is gone", t.output_uri)});
+      continue;
+    }
     if (t.state == ts::kFailed || t.state == ts::kUpstreamFailed || t.state == ts::kCancelled ||
         t.state == ts::kSkipped) {
-      batch.push_back({.run_id = run_id, .task = t.task, .from = t.state, .to = ts::kPending,
-                       .expected_version = t.version, .reason = "resume"});
+      batch.push_back({.run_id = run_id,
+                       .task = t.task,
+                       .from = t.state,
+                       .to = ts::kPending,
+                       .expected_version = t.version,
+                       .reason = "resume"});
     }
   }
   FERRY_RETURN_IF_ERROR(ctx.store->TransitionTasks(batch, actor).status());
@@ -251,19 +271,25 @@ absl::StatusOr<state::PipelineRunRecord> CancelRun(state::StateStore& store,
   std::string actor = ActorName("ferry cancel");
   FERRY_ASSIGN_OR_RETURN(state::PipelineRunRecord run, store.GetRun(run_id));
   if (state::IsTerminal(state::PipelineRunKind(), run.state)) {
-    return absl::FailedPreconditionError(
-        fmt::format("run {} has already ended ({}); there is nothing to cancel", run_id, run.state));
+    return absl::FailedPreconditionError(fmt::format(
+        "run {} has already ended ({}); there is nothing to cancel", run_id, run.state));
   }
   if (run.state == rs::kQueued) {
-    return store.TransitionRun({.id = run_id, .from = rs::kQueued, .to = rs::kCancelled,
-                                .expected_version = run.version, .reason = "ferry cancel",
-                                .actor = actor, .message = "cancelled before it started"});
+    return store.TransitionRun({.id = run_id,
+                                .from = rs::kQueued,
+                                .to = rs::kCancelled,
+                                .expected_version = run.version,
+                                .reason = "ferry cancel",
+                                .actor = actor,
+                                .message = "cancelled before it started"});
   }
   if (run.state == rs::kRunning) {
-    FERRY_ASSIGN_OR_RETURN(run, store.TransitionRun({.id = run_id, .from = rs::kRunning,
+    FERRY_ASSIGN_OR_RETURN(run, store.TransitionRun({.id = run_id,
+                                                     .from = rs::kRunning,
                                                      .to = rs::kCancelling,
                                                      .expected_version = run.version,
-                                                     .reason = "ferry cancel", .actor = actor,
+                                                     .reason = "ferry cancel",
+                                                     .actor = actor,
                                                      .message = "cancelled by ferry cancel"}));
   }
   if (OwnerAlive(run)) {
@@ -276,13 +302,22 @@ absl::StatusOr<state::PipelineRunRecord> CancelRun(state::StateStore& store,
   for (const state::TaskRunRecord& t : tasks) {
     if (state::IsTerminal(state::TaskRunKind(), t.state)) continue;
     if (t.state == ts::kRunning) FERRY_RETURN_IF_ERROR(executor.KillOrphan(t.pid));
-    batch.push_back({.run_id = run_id, .task = t.task, .from = t.state, .to = ts::kCancelled,
-                     .expected_version = t.version, .reason = "ferry cancel (owner gone)"});
+    batch.push_back({.run_id = run_id,
+                     .task = t.task,
+                     .from = t.state,
+                     .to = ts::kCancelled,
+                     .expected_version = t.version,
+                     .reason = "ferry cancel (owner gone)"});
   }
   FERRY_RETURN_IF_ERROR(store.TransitionTasks(batch, actor).status());
-  return store.TransitionRun({.id = run_id, .from = run.state, .to = rs::kCancelled,
-                              .expected_version = run.version, .reason = "owner gone",
-                              .actor = actor, .owner_pid = 0, .message = run.message});
+  return store.TransitionRun({.id = run_id,
+                              .from = run.state,
+                              .to = rs::kCancelled,
+                              .expected_version = run.version,
+                              .reason = "owner gone",
+                              .actor = actor,
+                              .owner_pid = 0,
+                              .message = run.message});
 }
 
 }  // namespace ferry::pipeline

@@ -828,5 +828,30 @@ TEST_F(SchedulerTest, ResumeAfterAFailureRunsOnlyWhatDidNotSucceed) {
             (std::vector<std::string>{"a 1", "b 1", "b 2", "c 1", "d 1", "e 1"}));
 }
 
+// Checkpoints are committed in order but not flushed: a power loss can take one that the store
+// records as done. A resume runs that task again instead of trusting the record.
+TEST_F(SchedulerTest, ResumeRerunsADoneTaskWhoseCheckpointIsGone) {
+  Open(Diamond(
+      2, {{"b", "[ -f flag ] || { echo 'no flag yet' > \"$SM_OUTPUT_DIR/failure\"; exit 3; }"}}));
+  absl::StatusOr<state::PipelineRunRecord> failed = sb_.Run();
+  ASSERT_TRUE(failed.ok()) << failed.status();
+  ASSERT_EQ(failed->state, rs::kFailed);
+  // The power loss: c's manifest never reached the disk.
+  std::string c_dir = sb_.root + "/lake/" + sb_.TaskDir(failed->id, "c");
+  ASSERT_TRUE(PathExists(c_dir + "/manifest.json"));
+  ASSERT_EQ(::unlink((c_dir + "/manifest.json").c_str()), 0);
+  // A resume cannot write into a half-made version of c; it is cleared like a crashed attempt.
+  ASSERT_TRUE(WriteFileAtomic(dir_ + "/flag", "", false).ok());
+  absl::StatusOr<state::PipelineRunRecord> resumed = sb_.Resume(failed->id);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(resumed->state, rs::kSucceeded) << resumed->message;
+  ExpectDiamondDone(sb_, resumed->id);
+  std::map<std::string, state::TaskRunRecord> tasks = Tasks(resumed->id);
+  EXPECT_EQ(tasks.at("a").attempts, 1);
+  EXPECT_EQ(tasks.at("c").attempts, 2);
+  EXPECT_EQ(Sorted(sb_.Ledger()),
+            (std::vector<std::string>{"a 1", "b 1", "b 2", "c 1", "c 2", "d 1", "e 1"}));
+}
+
 }  // namespace
 }  // namespace ferry::pipeline

@@ -1,7 +1,6 @@
 #include "ferry/state/kinds.h"
 
 #include <algorithm>
-
 #include <cctype>
 #include <string>
 
@@ -21,7 +20,8 @@ constexpr std::string_view kTaskDiagram = R"(    pending ──> queued ──> 
        │          │          │ ├──> retrying ──> queued (after backoff)
        │          │          │ └──> cancelled
        ├──> cached (checkpoint hit)    upstream_failed, skipped, cancelled <── pending
-       └─ failed / upstream_failed / cancelled / skipped ──> pending   (resume))";
+       └─ failed / upstream_failed / cancelled / skipped ──> pending   (resume)
+          succeeded / cached ──> pending   (resume, when the checkpoint is gone))";
 
 }  // namespace
 
@@ -71,6 +71,8 @@ const KindTable& TaskRunKind() {
           {kUpstreamFailed, kPending, "resume"},
           {kCancelled, kPending, "resume"},
           {kSkipped, kPending, "resume"},
+          {kSucceeded, kPending, "resume: its checkpoint is gone from the lake (power loss)"},
+          {kCached, kPending, "resume: the checkpoint it reused is gone from the lake"},
       },
       kTaskDiagram};
   return *table;
@@ -85,7 +87,8 @@ const KindTable* FindKind(std::string_view name) {
   auto fold = [](std::string_view s) {
     std::string out;
     for (char c : s) {
-      if (c != '_' && c != '-') out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+      if (c != '_' && c != '-')
+        out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
     }
     return out;
   };

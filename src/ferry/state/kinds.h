@@ -22,6 +22,7 @@
 //        │          │          │ └──> cancelled
 //        ├──> cached (checkpoint hit)    upstream_failed, skipped, cancelled <── pending
 //        └─ failed / upstream_failed / cancelled / skipped ──> pending   (resume)
+//           succeeded / cached ──> pending   (resume, when the checkpoint is gone)
 
 #include <string>
 #include <string_view>

@@ -137,8 +137,11 @@ TEST(KindsTest, TaskRunSamples) {
   EXPECT_TRUE(IsLegal(k, task_state::kFailed, task_state::kPending));
   EXPECT_FALSE(IsLegal(k, task_state::kFailed, task_state::kSucceeded));
   EXPECT_FALSE(IsLegal(k, task_state::kPending, task_state::kRunning));
-  EXPECT_FALSE(IsLegal(k, task_state::kSucceeded, task_state::kPending));
-  EXPECT_FALSE(IsLegal(k, task_state::kCached, task_state::kPending));
+  // Done tasks go back to pending only when a resume finds their checkpoint gone.
+  EXPECT_TRUE(IsLegal(k, task_state::kSucceeded, task_state::kPending));
+  EXPECT_TRUE(IsLegal(k, task_state::kCached, task_state::kPending));
+  EXPECT_FALSE(IsLegal(k, task_state::kSucceeded, task_state::kQueued));
+  EXPECT_FALSE(IsLegal(k, task_state::kCached, task_state::kRunning));
   EXPECT_TRUE(IsTerminal(k, task_state::kCached));
   EXPECT_FALSE(IsTerminal(k, task_state::kRetrying));
   EXPECT_TRUE(IsState(k, task_state::kUpstreamFailed));
