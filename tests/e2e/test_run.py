@@ -143,10 +143,9 @@ class RunAndCacheTest(FerryTestCase):
         self.assertEqual(p.states(run2), {"a": "cached", "b": "succeeded"})
         self.assertEqual(p.starts(), {"a": [1], "b": [1, 1]})
 
-    def test_a_declared_file_that_is_missing_is_never_a_cache_hit(self):
-        # Its content is part of the cache key, which cannot be computed: the task must not be a
-        # cache hit. (Today it runs uncached, every time, and nothing says why; see the e2e
-        # report. Failing the task with the file's name would satisfy this test too.)
+    def test_a_declared_file_that_is_missing_fails_the_task(self):
+        # Its content is part of the cache key: without it the task's inputs are not what the
+        # pipeline says, so it fails, naming the file, and is never a cache hit.
         p = self.project(pipelines={"mf": """
             steps:
               a:
@@ -155,13 +154,13 @@ class RunAndCacheTest(FerryTestCase):
             """})
         for _ in range(2):
             r = p.ferry("run", "pipelines/mf.yaml")
+            self.assertEqual(r.rc, 1, r)
             run = re.search(r"^run (\S+) of pipeline ", r.out, re.M).group(1)
             a = p.tasks(run)["a"]
-            self.assertIn(a["state"], ("succeeded", "failed"))
-            if a["state"] == "succeeded":
-                self.assertEqual(a["cache_key"], "")
-            else:
-                self.assertIn("inputs/missing.txt", a["message"])
+            self.assertEqual(a["state"], "failed")
+            self.assertEqual(a["cache_key"], "")
+            self.assertIn("inputs/missing.txt", a["message"])
+        self.assertEqual(p.starts(), {})
 
 
 class ProgressOutputTest(FerryTestCase):

@@ -27,6 +27,7 @@ struct Scheduler::Node {
   std::string planned_state;
   int64_t planned_version = 0;
   std::string output_hash;  // once succeeded or cached
+  std::string cache_error;  // why its cache key could not be computed (a declared file)
   std::vector<int> children;
   std::vector<int> parents;
   int unfinished_parents = 0;
@@ -215,8 +216,10 @@ class Scheduler::Impl {
     state::TaskTransition& t = Move(n, ts::kQueued, forced ? "selected" : "ready", batch);
     if (key.ok()) {
       t.cache_key = *key;
+      n.cache_error.clear();
     } else {
-      t.message = std::string(key.status().message());
+      n.cache_error = std::string(key.status().message());
+      t.message = n.cache_error;
     }
     queue_.push_back(idx);
     return absl::OkStatus();
@@ -275,7 +278,10 @@ class Scheduler::Impl {
 
   absl::Status LaunchOne(int idx, std::vector<state::TaskTransition>* batch) {
     Node& n = nodes_[idx];
-    absl::StatusOr<int64_t> handle = Launch(n);
+    // A file the step declares is missing: its inputs are not what the pipeline says, so the
+    // attempt fails (retries may find the file) rather than run uncached and unexplained.
+    absl::StatusOr<int64_t> handle =
+        n.cache_error.empty() ? Launch(n) : absl::FailedPreconditionError(n.cache_error);
     if (!handle.ok()) {
       return AttemptFailed(idx, 127, std::string(handle.status().message()), batch);
     }
