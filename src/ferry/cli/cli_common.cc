@@ -50,6 +50,16 @@ absl::StatusOr<Project> OpenProject(const GlobalOptions& global, const std::stri
   } else {
     FERRY_ASSIGN_OR_RETURN(p.config, config::FindProject(hint.empty() ? cwd : hint, cwd));
   }
+  // Commands that only read (runs, show, logs, cancel) must not leave a new .ferry/ folder in a
+  // place that is not a project.
+  constexpr std::string_view kSqlite = "sqlite://";
+  if (hint.empty() && p.config.file.empty() && p.config.state_uri.rfind(kSqlite, 0) == 0 &&
+      !PathExists(p.config.state_uri.substr(kSqlite.size()))) {
+    return absl::NotFoundError(fmt::format(
+        "{} is not a ferry project (no ferry.yaml here or above, and no runs): cd into a project, "
+        "use -C DIR, or create one with `ferry init DIR`",
+        p.config.root_dir));
+  }
   FERRY_ASSIGN_OR_RETURN(p.store, state::OpenStateStore(p.config.state_uri));
   FERRY_ASSIGN_OR_RETURN(p.lake, storage::OpenArtifactStore(p.config.lake_uri));
   return p;

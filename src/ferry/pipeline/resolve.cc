@@ -1,11 +1,12 @@
 #include "ferry/pipeline/resolve.h"
 
+#include <filesystem>
 #include <thread>
 
-#include "fmt/format.h"
 #include "ferry/common/fs.h"
 #include "ferry/common/status.h"
 #include "ferry/config/templating.h"
+#include "fmt/format.h"
 
 namespace ferry::pipeline {
 namespace {
@@ -141,14 +142,10 @@ static config::Resources ResourcesFromJson(const json& j) {
 }
 
 json StepToJson(const ResolvedStep& s) {
-  return json{{"name", s.name},
-              {"kind", s.kind},
-              {"needs", s.needs},
-              {"resources", ResourcesToJson(s.resources)},
-              {"fields", s.fields},
-              {"files", s.files},
-              {"cache", s.cache},
-              {"argv", s.argv}};
+  return json{{"name", s.name},     {"kind", s.kind},
+              {"needs", s.needs},   {"resources", ResourcesToJson(s.resources)},
+              {"fields", s.fields}, {"files", s.files},
+              {"cache", s.cache},   {"argv", s.argv}};
 }
 
 json ResolvedPipeline::ToJson() const {
@@ -203,7 +200,8 @@ absl::StatusOr<ResolvedPipeline> Resolve(
     absl::Time start, const std::string& self_exe) {
   ResolvedPipeline p;
   p.name = spec.name;
-  p.file = AbsolutePath(spec.file, project.root_dir);
+  // A relative pipeline path is as the user typed it: relative to the current folder.
+  p.file = AbsolutePath(spec.file, std::filesystem::current_path().string());
   p.project_dir = project.root_dir;
   p.run_id = run_id;
   p.executor = project.executor.kind;
@@ -225,7 +223,8 @@ absl::StatusOr<ResolvedPipeline> Resolve(
   for (const config::ParamSpec& ps : spec.params) {
     FERRY_ASSIGN_OR_RETURN(
         params[ps.name],
-        RenderJson(ps.default_value, ctx, fmt::format("{}: parameter '{}'", config::FormatLoc(ps.loc), ps.name)));
+        RenderJson(ps.default_value, ctx,
+                   fmt::format("{}: parameter '{}'", config::FormatLoc(ps.loc), ps.name)));
     if (project.params.contains(ps.name)) {
       FERRY_ASSIGN_OR_RETURN(
           params[ps.name],
@@ -235,10 +234,11 @@ absl::StatusOr<ResolvedPipeline> Resolve(
   for (const auto& [name, value] : overrides) {
     if (!params.contains(name)) {
       std::string known;
-      for (const config::ParamSpec& ps : spec.params) known += (known.empty() ? "" : ", ") + ps.name;
-      return absl::InvalidArgumentError(fmt::format(
-          "--param {}: pipeline '{}' has no parameter '{}'; declared: {}", name, spec.name, name,
-          known.empty() ? "(none)" : known));
+      for (const config::ParamSpec& ps : spec.params)
+        known += (known.empty() ? "" : ", ") + ps.name;
+      return absl::InvalidArgumentError(
+          fmt::format("--param {}: pipeline '{}' has no parameter '{}'; declared: {}", name,
+                      spec.name, name, known.empty() ? "(none)" : known));
     }
     FERRY_ASSIGN_OR_RETURN(params[name], Coerce(name, value, params[name]));
   }

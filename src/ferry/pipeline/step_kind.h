@@ -1,9 +1,10 @@
 #pragma once
 // StepKind: one kind of pipeline step (command; later sql, validate, transform, train, ...).
-// Each kind lives in one file (`<kind>_step.cc`) and is added to the registry in
-// step_kind_registry.cc; the parser learns its keys from the registry, and the scheduler asks it
-// for the process to launch. Built-in kinds run as `ferry task --kind K --workdir W`, so that a
-// container or a cluster node runs them exactly as a laptop does; RunTask is that process's body.
+// Each kind lives in one file (`<kind>_step.cc`) and is added to the registry in one line of
+// StepKindRegistry::Default() (step_kind.cc); the parser learns its keys from the registry, and
+// the scheduler asks it for the process to launch. Built-in kinds run as `ferry task --kind K` in
+// the task's folder (FERRY_WORKDIR), so that a container or a cluster node runs them exactly as a
+// laptop does; RunTask is that process's body.
 // Kinds are stateless and thread-safe.
 //
 // Example (a new kind):
@@ -11,7 +12,7 @@
 //     std::string name() const override { return "echo"; }
 //     ...
 //   };
-//   // step_kind_registry.cc: registry.Add(MakeEchoStep());
+//   // step_kind.cc, StepKindRegistry::Default(): r->Add(MakeEchoStep());
 
 #include <memory>
 #include <set>

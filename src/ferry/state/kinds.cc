@@ -10,7 +10,7 @@ namespace {
 constexpr std::string_view kRunDiagram = R"(    queued ──> running ──> succeeded
       │          │ │
       │          │ └──> failed ──┐
-      │          └──> cancelling ──> cancelled
+      │          └──> cancelling ──> cancelled   (cancelling ──> failed: the owner died)
       └──> cancelled     ^                │
                          │   (resume)     │
              running <───┴── failed, cancelled)";

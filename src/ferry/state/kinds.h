@@ -9,7 +9,7 @@
 //     queued ──> running ──> succeeded
 //       │          │ │
 //       │          │ └──> failed ──┐
-//       │          └──> cancelling ──> cancelled
+//       │          └──> cancelling ──> cancelled   (cancelling ──> failed: the owner died)
 //       └──> cancelled     ^                │
 //                          │   (resume)     │
 //              running <───┴── failed, cancelled

@@ -75,9 +75,9 @@ absl::StatusOr<std::string> TaskDir(std::string_view pipeline, std::string_view 
 absl::StatusOr<std::string> TaskLog(std::string_view pipeline, std::string_view run_id,
                                     std::string_view task, int attempt) {
   FERRY_ASSIGN_OR_RETURN(std::string dir, TaskDir(pipeline, run_id, task));
-  if (attempt < 0) {
+  if (attempt < 1) {
     return absl::InvalidArgumentError(fmt::format(
-        "invalid attempt number {} for task '{}': attempts count from 0", attempt, task));
+        "invalid attempt number {} for task '{}': attempts count from 1", attempt, task));
   }
   return fmt::format("{}/logs/{}.log", dir, attempt);
 }

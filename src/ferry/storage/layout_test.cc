@@ -26,7 +26,7 @@ TEST(LayoutTest, DatasetsModelsAndRuns) {
             "runs/train/r20261127-121700-3f9a1c");
   EXPECT_EQ(RunParams("train", "r1").value_or(""), "runs/train/r1/params.json");
   EXPECT_EQ(TaskDir("train", "r1", "prep").value_or(""), "runs/train/r1/prep");
-  EXPECT_EQ(TaskLog("train", "r1", "prep", 0).value_or(""), "runs/train/r1/prep/logs/0.log");
+  EXPECT_EQ(TaskLog("train", "r1", "prep", 1).value_or(""), "runs/train/r1/prep/logs/1.log");
   EXPECT_EQ(TaskLog("train", "r1", "prep", 12).value_or(""), "runs/train/r1/prep/logs/12.log");
 }
 
@@ -59,7 +59,7 @@ TEST(LayoutTest, ManifestAndTombstoneOfAVersion) {
 }
 
 TEST(LayoutTest, NegativeAttemptIsRefused) {
-  EXPECT_EQ(TaskLog("train", "r1", "prep", -1).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(TaskLog("train", "r1", "prep", 0).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(LayoutTest, BadNameMessageSaysWhatAndWhy) {
