@@ -1,12 +1,15 @@
 #include "ferry/pipeline/workdir.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 
-#include "fmt/format.h"
 #include "ferry/common/fs.h"
 #include "ferry/common/status.h"
+#include "fmt/format.h"
 
 namespace ferry::pipeline {
 namespace {
@@ -38,10 +41,23 @@ absl::StatusOr<std::map<std::string, std::string>> PrepareWorkdir(
   const std::string config_dir = input + "/config";
   const std::string model = task_dir + "/model";
   const std::string output = task_dir + "/output";
-  FERRY_RETURN_IF_ERROR(RemoveAll(model));
-  FERRY_RETURN_IF_ERROR(RemoveAll(output));
-  for (const std::string& d : {config_dir, input + "/data", model, output + "/data", task_dir + "/logs"}) {
-    FERRY_RETURN_IF_ERROR(MakeDirs(d));
+  // One mkdir per folder, parents first; model/ and output/ are emptied only when an earlier
+  // attempt left them (a retry starts clean). This runs once per task on the scheduler's path.
+  FERRY_RETURN_IF_ERROR(MakeDirs(task_dir));
+  for (const std::string& d :
+       {input, config_dir, input + "/data", model, output, output + "/data", task_dir + "/logs"}) {
+    if (::mkdir(d.c_str(), 0755) == 0) continue;
+    if (errno != EEXIST) {
+      return absl::InternalError(
+          fmt::format("cannot create folder {}: {}", d, std::strerror(errno)));
+    }
+    if (d == model || d == output) {
+      FERRY_RETURN_IF_ERROR(RemoveAll(d));
+      if (::mkdir(d.c_str(), 0755) != 0) {
+        return absl::InternalError(
+            fmt::format("cannot create folder {}: {}", d, std::strerror(errno)));
+      }
+    }
   }
 
   nlohmann::json hps = nlohmann::json::object();
@@ -53,7 +69,8 @@ absl::StatusOr<std::map<std::string, std::string>> PrepareWorkdir(
   FERRY_RETURN_IF_ERROR(WriteFileAtomic(config_dir + "/params.json", p.params.dump(2), false));
   if (step.kind != "command") {
     // Built-in kinds read their step from here (`ferry task`).
-    FERRY_RETURN_IF_ERROR(WriteFileAtomic(config_dir + "/step.json", StepToJson(step).dump(2), false));
+    FERRY_RETURN_IF_ERROR(
+        WriteFileAtomic(config_dir + "/step.json", StepToJson(step).dump(2), false));
   }
 
   std::map<std::string, std::string> env = step.resources.env;
