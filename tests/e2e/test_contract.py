@@ -188,6 +188,15 @@ class ParamsTest(FerryTestCase):
         self.assertEqual(p.ledger(), [])
         self.assertEqual(json.loads(p.ok("runs", "--json").out), [])
 
+    def test_ferry_yaml_values_are_templated_like_defaults(self):
+        pipeline = ('params: { tag: "x", day: "{{ today }}" }\n'
+                    'steps:\n  a:\n    command: "true"\n')
+        p = self.project(ferry_yaml='params: { tag: "v-{{ run.date }}" }\n',
+                         pipelines={"tpl": pipeline})
+        params = json.loads(p.ok("render", "pipelines/tpl.yaml").out)["params"]
+        self.assertRegex(params["day"], r"^\d{4}-\d{2}-\d{2}$")
+        self.assertEqual(params["tag"], "v-" + params["day"])
+
     def test_ferry_yaml_values_take_the_type_of_the_default(self):
         pipeline = ('params: { n: 5, r: 0.5, s: "x", on: false }\n'
                     'steps:\n  a:\n    command: "true"\n')

@@ -226,9 +226,12 @@ absl::StatusOr<ResolvedPipeline> Resolve(
         RenderJson(ps.default_value, ctx,
                    fmt::format("{}: parameter '{}'", config::FormatLoc(ps.loc), ps.name)));
     if (project.params.contains(ps.name)) {
-      FERRY_ASSIGN_OR_RETURN(
-          params[ps.name],
-          FromProject(project, spec.name, ps.name, project.params[ps.name], params[ps.name]));
+      // ferry.yaml values may use run.* and today too, like the pipeline's defaults.
+      FERRY_ASSIGN_OR_RETURN(json value,
+                             RenderJson(project.params[ps.name], ctx,
+                                        fmt::format("ferry.yaml: parameter '{}'", ps.name)));
+      FERRY_ASSIGN_OR_RETURN(params[ps.name],
+                             FromProject(project, spec.name, ps.name, value, params[ps.name]));
     }
   }
   for (const auto& [name, value] : overrides) {
