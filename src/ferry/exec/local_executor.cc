@@ -5,11 +5,13 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -50,6 +52,31 @@ std::vector<char*> CStrings(std::vector<std::string>& strings) {
 
 }  // namespace
 
+std::string LocalExecutor::FindProgram(const std::string& name, const std::string& path) {
+  if (name.find('/') != std::string::npos) return name;  // a path: exec'd as given
+  auto key = std::make_pair(name, path);
+  if (auto it = programs_.find(key); it != programs_.end()) return it->second;
+  // The search execvp(3) would do: the first executable regular file named `name` on PATH.
+  std::string found = name;  // not found: exec fails with ENOENT, reported by Launch
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find(':', start);
+    if (end == std::string::npos) end = path.size();
+    std::string dir = end > start ? path.substr(start, end - start) : ".";
+    std::string candidate = dir + "/" + name;
+    struct stat st;
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        ::access(candidate.c_str(), X_OK) == 0) {
+      found = candidate;
+      break;
+    }
+    start = end + 1;
+  }
+  // Only successes are remembered: a program installed later is found on the next launch.
+  if (found != name) programs_[key] = found;
+  return found;
+}
+
 LocalExecutor::~LocalExecutor() {
   // An executor going away with live processes (an error path of the caller) must not leak them.
   for (auto& [pid, proc] : procs_) {
@@ -69,6 +96,13 @@ absl::StatusOr<int64_t> LocalExecutor::Launch(const LaunchSpec& spec) {
   }
   std::vector<std::string> argv_strings = spec.argv;
   std::vector<char*> argv = CStrings(argv_strings);
+  auto path_it = spec.env.find("PATH");
+  const char* inherited_path = std::getenv("PATH");
+  const std::string program =
+      FindProgram(spec.argv[0], path_it != spec.env.end()   ? path_it->second
+                                : inherited_path != nullptr ? inherited_path
+                                                            : "/usr/local/bin:/usr/bin:/bin");
+  const char* program_path = program.c_str();
   std::vector<std::string> env_strings = ChildEnvironment(spec.env);
   std::vector<char*> envp = CStrings(env_strings);
   struct rlimit memory_limit;
@@ -117,7 +151,7 @@ absl::StatusOr<int64_t> LocalExecutor::Launch(const LaunchSpec& spec) {
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execvpe(argv[0], argv.data(), envp.data());
+    ::execve(program_path, argv.data(), envp.data());
     fail("exec");
   }
   int vfork_errno = errno;

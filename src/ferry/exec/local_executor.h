@@ -8,6 +8,8 @@
 // no task outlives a `ferry run` killed with -9. Single-threaded use (see Executor).
 
 #include <map>
+#include <string>
+#include <utility>
 
 #include "ferry/exec/executor.h"
 
@@ -32,7 +34,12 @@ class LocalExecutor final : public Executor {
     bool terminated = false;
     bool killed = false;
   };
+  // argv[0] as found on PATH, by (name, PATH): the search happens once per program instead of
+  // as failed execs in every child.
+  std::string FindProgram(const std::string& name, const std::string& path);
+
   std::map<int64_t, Proc> procs_;  // by pid
+  std::map<std::pair<std::string, std::string>, std::string> programs_;
 };
 
 }  // namespace ferry::exec

@@ -268,7 +268,8 @@ TEST_P(ArtifactStoreConformance, ConcurrentCommitsOfOneVersionHaveOneWinner) {
     }
   }
   EXPECT_EQ(won, 1);
-  EXPECT_EQ(lost, kThreads - 1);
+  EXPECT_EQ(lost, kThreads - 1) << results[0] << " | " << results[1] << " | " << results[2] << " | "
+                                << results[3];
   ASSERT_TRUE(winner.has_value());
   EXPECT_EQ(store_->Get("v/manifest.json").value_or(""), fmt::format(R"({{"by":{}}})", *winner));
 }

@@ -1,5 +1,6 @@
 #include "ferry/storage/local_artifact_store.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -166,6 +167,31 @@ absl::Status FsyncPath(const std::string& path, bool folder) {
   return status;
 }
 
+// fsyncs every regular file under `dir` and collects its folders. Entries that vanish while it
+// walks (another writer's temp file) are skipped, not errors.
+absl::Status SyncTree(const std::string& dir, std::set<std::string>* folders) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) {
+    if (errno == ENOENT) return absl::OkStatus();
+    return ErrnoStatus(errno, "cannot list", dir);
+  }
+  folders->insert(dir);
+  std::vector<std::pair<std::string, bool>> entries;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    struct stat st;
+    std::string path = dir + "/" + name;
+    if (::lstat(path.c_str(), &st) != 0) continue;  // gone meanwhile
+    if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) entries.emplace_back(path, S_ISDIR(st.st_mode));
+  }
+  ::closedir(d);
+  for (const auto& [path, is_dir] : entries) {
+    FERRY_RETURN_IF_ERROR(is_dir ? SyncTree(path, folders) : FsyncPath(path, /*folder=*/false));
+  }
+  return absl::OkStatus();
+}
+
 // Makes a version's content durable before its manifest appears. The manifest is the version's
 // table of contents: when it lists `files` ([{"path": "output/data/x.csv", ...}]), exactly those
 // files are fsynced, with every folder between them and the version's folder; otherwise every
@@ -185,15 +211,7 @@ absl::Status SyncVersion(const std::string& dir, std::string_view manifest_json)
       }
     }
   } else {
-    std::error_code ec;
-    for (auto it = stdfs::recursive_directory_iterator(dir, ec);
-         !ec && it != stdfs::recursive_directory_iterator(); it.increment(ec)) {
-      stdfs::file_status st = it->symlink_status(ec);
-      if (ec) break;
-      if (stdfs::is_regular_file(st)) FERRY_RETURN_IF_ERROR(FsyncPath(it->path().string(), false));
-      if (stdfs::is_directory(st)) folders.insert(it->path().string());
-    }
-    if (ec) return absl::InternalError(fmt::format("cannot walk {}: {}", dir, ec.message()));
+    FERRY_RETURN_IF_ERROR(SyncTree(dir, &folders));
   }
   for (const std::string& folder : folders) FERRY_RETURN_IF_ERROR(FsyncPath(folder, true));
   return absl::OkStatus();
