@@ -72,6 +72,7 @@ class Scheduler::Impl {
       }
       FERRY_ASSIGN_OR_RETURN(std::vector<exec::ExitInfo> exits,
                              d_.executor->Wait(std::max(absl::ZeroDuration(), wake - now)));
+      FERRY_RETURN_IF_ERROR(RecordPids(exits));
       for (const exec::ExitInfo& e : exits) FERRY_RETURN_IF_ERROR(OnExit(e, &batch));
       FERRY_RETURN_IF_ERROR(OnDeadlines(&batch));
       if (d_.observer) d_.observer->OnTick();
@@ -291,7 +292,24 @@ class Scheduler::Impl {
                      ? Now() + n.step->resources.timeout
                      : absl::InfiniteFuture();
     live_[*handle] = idx;
-    return d_.store->SetAttemptPid(p_.run_id, n.step->name, *handle);
+    unrecorded_pids_.push_back(idx);
+    return absl::OkStatus();
+  }
+
+  // Records the process groups of tasks launched in the last turn that are still running, so
+  // that a resume or a cancel after this process dies can kill what they started. Deferred to
+  // the next turn (at most a tick later) because a short task has usually exited by then and
+  // needs no write at all: the task itself dies with this process (PR_SET_PDEATHSIG) anyway.
+  absl::Status RecordPids(const std::vector<exec::ExitInfo>& exits) {
+    for (int idx : unrecorded_pids_) {
+      const Node& n = nodes_[idx];
+      bool exited = std::any_of(exits.begin(), exits.end(),
+                                [&](const exec::ExitInfo& e) { return e.handle == n.handle; });
+      if (n.handle == 0 || exited) continue;
+      FERRY_RETURN_IF_ERROR(d_.store->SetAttemptPid(p_.run_id, n.step->name, n.handle));
+    }
+    unrecorded_pids_.clear();
+    return absl::OkStatus();
   }
 
   absl::StatusOr<int64_t> Launch(Node& n) {
@@ -492,6 +510,7 @@ class Scheduler::Impl {
   std::deque<int> queue_;                       // ready to launch, FIFO
   std::multimap<absl::Time, int> timers_;       // retrying tasks by retry_at
   std::map<int64_t, int> live_;                 // executor handle -> node
+  std::vector<int> unrecorded_pids_;  // launched last turn, process group not yet in the store
   bool cancelling_ = false;
 };
 

@@ -430,17 +430,13 @@ TEST_P(CrashAtEveryWriteTest, ResumeCompletesWithoutRerunningWhatSucceeded) {
     }
   }
   // The sweep ended at a budget that let the run finish, so it crashed at each write in turn.
-  // With one slot the sequence is fixed: CreateRun, run -> running, and per task one batch that
-  // starts it (with its predecessor's end) and its SetAttemptPid, then e's end and run ->
-  // succeeded. With two, b and c end in one batch or two.
-  if (max_parallel == 1) {
-    EXPECT_EQ(clean_writes, 14);
-    EXPECT_EQ(last_k, 14);  // and 13 writes were too few
-  } else {
-    EXPECT_TRUE(clean_writes == 13 || clean_writes == 14) << clean_writes;
-    EXPECT_TRUE(last_k == 13 || last_k == 14) << last_k;
-    EXPECT_LE(clean_writes, last_k);
-  }
+  // With one slot: CreateRun, run -> running, one batch per task that starts it (with its
+  // predecessor's end), e's end, run -> succeeded: 9 writes. A task still running when the loop
+  // next wakes also gets its pid recorded (SetAttemptPid), at most one per task: up to 14. With
+  // two slots, b and c may end in one batch.
+  EXPECT_GE(clean_writes, max_parallel == 1 ? 9 : 8) << clean_writes;
+  EXPECT_LE(clean_writes, 14) << clean_writes;
+  EXPECT_EQ(last_k, clean_writes);  // and every smaller budget crashed
 }
 
 INSTANTIATE_TEST_SUITE_P(MaxParallel, CrashAtEveryWriteTest, ::testing::Values(1, 2),
@@ -477,10 +473,10 @@ TEST_F(SchedulerTest, FanOutWritesAConstantNumberOfTimesPerTask) {
   EXPECT_EQ(c.create_run, 1);
   EXPECT_EQ(c.transition_run, 2);             // queued -> running -> succeeded
   EXPECT_EQ(c.task_transitions, 3 * kTasks);  // pending -> queued -> running -> succeeded
-  EXPECT_EQ(c.set_attempt_pid, kTasks);
-  EXPECT_EQ(c.put_checkpoint, 0);       // indexed in the `succeeded` transition
-  EXPECT_EQ(c.get_tasks, 1);            // read once; never rescanned
-  EXPECT_EQ(c.get_checkpoint, kTasks);  // one cache lookup per task, when it is ready
+  EXPECT_LE(c.set_attempt_pid, kTasks);       // only for tasks still running a turn after launch
+  EXPECT_EQ(c.put_checkpoint, 0);             // indexed in the `succeeded` transition
+  EXPECT_EQ(c.get_tasks, 1);                  // read once; never rescanned
+  EXPECT_EQ(c.get_checkpoint, kTasks);        // one cache lookup per task, when it is ready
   // One batch per turn of the loop, and a turn per exit at most: root's start, one per exit
   // (each starting the next queued task), and the sink's end. At least 28: two exits per turn.
   EXPECT_LE(c.transition_tasks, kTasks + 1);
