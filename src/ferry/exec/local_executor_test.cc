@@ -14,6 +14,19 @@
 namespace ferry::exec {
 namespace {
 
+// True once `pid` is gone or a zombie, polled for up to 5 s: a killed process dies when it is
+// next scheduled, and its reaper may be slower still.
+bool WaitUntilDead(pid_t pid) {
+  for (int i = 0; i < 500; ++i) {
+    auto s = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+    if (!s.ok()) return true;
+    size_t close = s->rfind(')');
+    if (close != std::string::npos && s->at(close + 2) == 'Z') return true;
+    ::usleep(10'000);
+  }
+  return false;
+}
+
 class LocalExecutorTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -105,16 +118,8 @@ TEST_F(LocalExecutorTest, LeftoverChildrenOfATaskAreKilled) {
   ASSERT_EQ(exits.size(), 1u);
   EXPECT_EQ(exits[0].exit_code, 0);
   pid_t bg = std::stoi(*ReadFile(dir_ + "/bg.pid"));
-  // The background sleep got SIGKILL; it is gone once it has run to its death and its new
-  // parent has reaped it. Poll /proc (bounded) until it is absent or a zombie ('Z').
-  auto dead = [&] {
-    auto s = ReadFile("/proc/" + std::to_string(bg) + "/stat");
-    if (!s.ok()) return true;
-    size_t close = s->rfind(')');
-    return close != std::string::npos && s->at(close + 2) == 'Z';
-  };
-  bool gone = false;
-  for (int i = 0; i < 500 && !(gone = dead()); ++i) ::usleep(10'000);
+  // The background sleep got SIGKILL along with the rest of the task's group.
+  bool gone = WaitUntilDead(bg);
   EXPECT_TRUE(gone) << "background child " << bg << " survived its task";
 }
 
@@ -135,14 +140,7 @@ TEST_F(LocalExecutorTest, TasksDieWithTheirOwner) {
   ASSERT_TRUE(WIFEXITED(status));
   ASSERT_EQ(WEXITSTATUS(status), 0);
   pid_t task = std::stoi(*ReadFile(dir_ + "/task.pid"));
-  auto dead = [&] {
-    auto s = ReadFile("/proc/" + std::to_string(task) + "/stat");
-    if (!s.ok()) return true;
-    size_t close = s->rfind(')');
-    return close != std::string::npos && s->at(close + 2) == 'Z';
-  };
-  bool gone = false;
-  for (int i = 0; i < 500 && !(gone = dead()); ++i) ::usleep(10'000);
+  bool gone = WaitUntilDead(task);
   EXPECT_TRUE(gone) << "task " << task << " outlived its owner";
 }
 
