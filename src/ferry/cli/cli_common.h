@@ -18,12 +18,12 @@ namespace ferry::cli {
 
 // Exit codes (docs/cli.md).
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitRunFailed = 1;      // the run ended in `failed`
-inline constexpr int kExitUsage = 2;          // bad flags, invalid config or pipeline
-inline constexpr int kExitNotFound = 3;       // no such run, task, file
-inline constexpr int kExitConflict = 4;       // wrong state for that: already running, ended, ...
-inline constexpr int kExitCancelled = 5;      // the run ended in `cancelled`
-inline constexpr int kExitInternal = 10;      // the store, the lake or the OS failed
+inline constexpr int kExitRunFailed = 1;  // the run ended in `failed`
+inline constexpr int kExitUsage = 2;      // bad flags, invalid config or pipeline
+inline constexpr int kExitNotFound = 3;   // no such run, task, file
+inline constexpr int kExitConflict = 4;   // wrong state for that: already running, ended, ...
+inline constexpr int kExitCancelled = 5;  // the run ended in `cancelled`
+inline constexpr int kExitInternal = 10;  // the store, the lake or the OS failed
 
 int ExitCodeFor(const absl::Status& status);
 // Prints "ferry: error: <message>" to stderr and returns ExitCodeFor(status).
@@ -44,7 +44,7 @@ struct Project {
 // folder; -C wins over both.
 absl::StatusOr<Project> OpenProject(const GlobalOptions& global, const std::string& hint);
 
-std::string ShowTime(absl::Time t);           // "2026-11-27 12:17:03" local, "-" if unset
+std::string ShowTime(absl::Time t);  // "2026-11-27 12:17:03" local, "-" if unset
 std::string FormatSpan(absl::Time from, absl::Time to);  // "1.2s", "-" if unset
 absl::Status ParseKeyValue(const std::string& kv, std::pair<std::string, std::string>* out);
 // NotFound (exit 3) when a pipeline file named on the command line does not exist; loading it

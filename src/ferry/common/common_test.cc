@@ -53,7 +53,8 @@ TEST(IdsTest, RunIdsSortAndDiffer) {
 }
 
 TEST(FsTest, AtomicWriteAndPaths) {
-  std::string dir = std::filesystem::temp_directory_path() / ("ferry_fs_" + std::to_string(getpid()));
+  std::string dir =
+      std::filesystem::temp_directory_path() / ("ferry_fs_" + std::to_string(getpid()));
   ASSERT_TRUE(MakeDirs(dir + "/a/b").ok());
   ASSERT_TRUE(WriteFileAtomic(dir + "/a/b/x.txt", "hello").ok());
   EXPECT_EQ(*ReadFile(dir + "/a/b/x.txt"), "hello");

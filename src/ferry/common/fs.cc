@@ -80,7 +80,8 @@ absl::Status WriteFileAtomic(const std::string& path, std::string_view data, boo
 absl::Status MakeDirs(const std::string& path) {
   std::error_code ec;
   std::filesystem::create_directories(path, ec);
-  if (ec) return absl::InternalError(fmt::format("cannot create folder {}: {}", path, ec.message()));
+  if (ec)
+    return absl::InternalError(fmt::format("cannot create folder {}: {}", path, ec.message()));
   return absl::OkStatus();
 }
 

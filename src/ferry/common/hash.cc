@@ -7,8 +7,8 @@
 #include <fstream>
 
 #include "absl/status/status.h"
-#include "fmt/format.h"
 #include "ferry/common/status.h"
+#include "fmt/format.h"
 
 namespace ferry {
 
@@ -24,9 +24,7 @@ Sha256::Sha256() : ctx_(std::make_unique<Ctx>()) {
 
 Sha256::~Sha256() { EVP_MD_CTX_free(ctx_->md); }
 
-void Sha256::Update(std::string_view data) {
-  EVP_DigestUpdate(ctx_->md, data.data(), data.size());
-}
+void Sha256::Update(std::string_view data) { EVP_DigestUpdate(ctx_->md, data.data(), data.size()); }
 
 void Sha256::Field(std::string_view data) {
   std::string len = fmt::format("{}:", data.size());

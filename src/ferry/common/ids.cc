@@ -1,8 +1,7 @@
 #include "ferry/common/ids.h"
 
-#include <random>
-
 #include <cctype>
+#include <random>
 
 #include "absl/time/time.h"
 #include "fmt/format.h"
@@ -20,7 +19,8 @@ bool IsValidName(std::string_view name) {
   if (name.find("..") != std::string_view::npos) return false;
   for (size_t i = 0; i < name.size(); ++i) {
     char c = name[i];
-    bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '_' || (i > 0 && (c == '-' || c == '.'));
+    bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '_' ||
+              (i > 0 && (c == '-' || c == '.'));
     if (!ok) return false;
   }
   return true;

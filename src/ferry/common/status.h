@@ -11,7 +11,6 @@
 
 #include <cstdio>
 #include <cstdlib>
-
 #include <string_view>
 
 #include "absl/status/status.h"
@@ -33,10 +32,10 @@ struct fmt::formatter<absl::string_view> : fmt::formatter<std::string_view> {
 #define FERRY_INTERNAL_CONCAT2(a, b) a##b
 #define FERRY_INTERNAL_CONCAT(a, b) FERRY_INTERNAL_CONCAT2(a, b)
 
-#define FERRY_RETURN_IF_ERROR(expr)                  \
-  do {                                               \
-    ::absl::Status ferry_status_ = (expr);           \
-    if (!ferry_status_.ok()) return ferry_status_;   \
+#define FERRY_RETURN_IF_ERROR(expr)                \
+  do {                                             \
+    ::absl::Status ferry_status_ = (expr);         \
+    if (!ferry_status_.ok()) return ferry_status_; \
   } while (0)
 
 #define FERRY_INTERNAL_ASSIGN_OR_RETURN(tmp, lhs, expr) \
@@ -48,10 +47,10 @@ struct fmt::formatter<absl::string_view> : fmt::formatter<std::string_view> {
   FERRY_INTERNAL_ASSIGN_OR_RETURN(FERRY_INTERNAL_CONCAT(ferry_statusor_, __LINE__), lhs, expr)
 
 // Invariants of our own code (never user input): print and abort.
-#define FERRY_CHECK(cond)                                                           \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
+#define FERRY_CHECK(cond)                                                                 \
+  do {                                                                                    \
+    if (!(cond)) {                                                                        \
       std::fprintf(stderr, "%s:%d: FERRY_CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                 \
-    }                                                                               \
+      std::abort();                                                                       \
+    }                                                                                     \
   } while (0)

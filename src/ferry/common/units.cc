@@ -1,9 +1,8 @@
 #include "ferry/common/units.h"
 
-#include <cmath>
-
 #include <cctype>
 #include <charconv>
+#include <cmath>
 
 #include "fmt/format.h"
 
@@ -20,7 +19,8 @@ std::string_view Trim(std::string_view s) {
 bool SplitNumber(std::string_view text, double* value, std::string_view* unit) {
   text = Trim(text);
   size_t i = 0;
-  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
+  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.'))
+    ++i;
   if (i == 0) return false;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + i, *value);
   if (ec != std::errc() || ptr != text.data() + i) return false;
@@ -38,11 +38,16 @@ absl::StatusOr<absl::Duration> ParseDuration(std::string_view text) {
         "'{}' is not a duration; write a number with a unit: 500ms, 30s, 10m, 2h, 1d", text));
   }
   double seconds;
-  if (unit.empty() || unit == "s") seconds = v;
-  else if (unit == "ms") seconds = v / 1000;
-  else if (unit == "m") seconds = v * 60;
-  else if (unit == "h") seconds = v * 3600;
-  else if (unit == "d") seconds = v * 86400;
+  if (unit.empty() || unit == "s")
+    seconds = v;
+  else if (unit == "ms")
+    seconds = v / 1000;
+  else if (unit == "m")
+    seconds = v * 60;
+  else if (unit == "h")
+    seconds = v * 3600;
+  else if (unit == "d")
+    seconds = v * 86400;
   else {
     return absl::InvalidArgumentError(
         fmt::format("unknown duration unit '{}' in '{}'; use ms, s, m, h or d", unit, text));
@@ -58,14 +63,22 @@ absl::StatusOr<int64_t> ParseBytes(std::string_view text) {
         fmt::format("'{}' is not a size; write e.g. 512Mi, 2Gi, 1G or a number of bytes", text));
   }
   double mult;
-  if (unit.empty() || unit == "B") mult = 1;
-  else if (unit == "k" || unit == "K") mult = 1e3;
-  else if (unit == "M") mult = 1e6;
-  else if (unit == "G") mult = 1e9;
-  else if (unit == "Ki") mult = 1024.0;
-  else if (unit == "Mi") mult = 1024.0 * 1024;
-  else if (unit == "Gi") mult = 1024.0 * 1024 * 1024;
-  else if (unit == "Ti") mult = 1024.0 * 1024 * 1024 * 1024;
+  if (unit.empty() || unit == "B")
+    mult = 1;
+  else if (unit == "k" || unit == "K")
+    mult = 1e3;
+  else if (unit == "M")
+    mult = 1e6;
+  else if (unit == "G")
+    mult = 1e9;
+  else if (unit == "Ki")
+    mult = 1024.0;
+  else if (unit == "Mi")
+    mult = 1024.0 * 1024;
+  else if (unit == "Gi")
+    mult = 1024.0 * 1024 * 1024;
+  else if (unit == "Ti")
+    mult = 1024.0 * 1024 * 1024 * 1024;
   else {
     return absl::InvalidArgumentError(
         fmt::format("unknown size unit '{}' in '{}'; use k, M, G, Ki, Mi, Gi, Ti", unit, text));

@@ -48,13 +48,13 @@ struct ParamSpec {
 
 struct StepSpec {
   std::string name;
-  SourceLoc loc;                          // of the step's name
-  std::string kind;                       // "command", ...
-  std::vector<std::string> needs;         // upstream steps
-  std::string template_name;              // empty = none
-  ResourceSpec overrides;                 // the step's own resource fields
-  std::vector<std::string> files;         // project-relative files hashed into the cache key
-  bool cache = true;                      // false: never a cache hit
+  SourceLoc loc;                   // of the step's name
+  std::string kind;                // "command", ...
+  std::vector<std::string> needs;  // upstream steps
+  std::string template_name;       // empty = none
+  ResourceSpec overrides;          // the step's own resource fields
+  std::vector<std::string> files;  // project-relative files hashed into the cache key
+  bool cache = true;               // false: never a cache hit
   std::string description;
   // The kind key's value and the kind's other keys, as JSON (e.g. {"command": "echo hi"} or
   // {"command": ["python3", "x.py"]}), and where each was written.
@@ -63,12 +63,12 @@ struct StepSpec {
 };
 
 struct PipelineSpec {
-  std::string file;         // as given
+  std::string file;  // as given
   std::string name;
   std::string description;
-  std::vector<ParamSpec> params;   // in file order
-  int max_parallel = 0;            // 0 = the project's executor setting
-  std::vector<StepSpec> steps;     // in file order
+  std::vector<ParamSpec> params;  // in file order
+  int max_parallel = 0;           // 0 = the project's executor setting
+  std::vector<StepSpec> steps;    // in file order
   const StepSpec* FindStep(const std::string& name) const;
 };
 

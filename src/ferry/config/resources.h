@@ -30,8 +30,8 @@ struct ResourceSpec {
   std::optional<int> retries;                   // extra attempts after the first
   std::optional<absl::Duration> retry_backoff;  // first delay; doubles each retry
   std::optional<absl::Duration> retry_backoff_max;
-  std::optional<std::string> image;             // for container executors
-  std::map<std::string, std::string> env;       // merged key by key
+  std::optional<std::string> image;        // for container executors
+  std::map<std::string, std::string> env;  // merged key by key
 };
 
 struct ResourceTemplate {

@@ -22,8 +22,8 @@
 namespace ferry::config {
 
 struct TemplateRef {
-  size_t offset = 0;   // byte offset of "{{" in the text
-  std::string expr;    // trimmed, e.g. "params.since"
+  size_t offset = 0;  // byte offset of "{{" in the text
+  std::string expr;   // trimmed, e.g. "params.since"
 };
 
 // Every `{{ ... }}` in `text`. InvalidArgument (with the offset in the message) for an unclosed
@@ -39,7 +39,8 @@ struct TemplateContext {
 
 // Checks that `expr` names something the context could provide; `declared_params` are the
 // parameter names. Returns an error message (empty when fine).
-std::string CheckTemplateExpr(std::string_view expr, const std::vector<std::string>& declared_params);
+std::string CheckTemplateExpr(std::string_view expr,
+                              const std::vector<std::string>& declared_params);
 
 // Replaces every reference with its value (numbers and booleans as JSON prints them).
 // InvalidArgument naming the expression and its offset when something is unknown.

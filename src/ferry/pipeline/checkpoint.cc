@@ -2,10 +2,10 @@
 
 #include <sys/stat.h>
 
-#include "fmt/format.h"
 #include "ferry/common/fs.h"
 #include "ferry/common/hash.h"
 #include "ferry/common/status.h"
+#include "fmt/format.h"
 
 namespace ferry::pipeline {
 
@@ -30,9 +30,9 @@ absl::StatusOr<std::string> CacheKey(const ResolvedPipeline& p, const ResolvedSt
     std::string path = AbsolutePath(f, p.project_dir);
     absl::StatusOr<std::string> content = Sha256File(path);
     if (!content.ok()) {
-      return absl::NotFoundError(fmt::format(
-          "step '{}' declares file '{}' ({}), which cannot be read: {}", step.name, f, path,
-          content.status().message()));
+      return absl::NotFoundError(
+          fmt::format("step '{}' declares file '{}' ({}), which cannot be read: {}", step.name, f,
+                      path, content.status().message()));
     }
     h.Field(f);
     h.Field(*content);

@@ -24,8 +24,8 @@ absl::StatusOr<std::string> CacheKey(const ResolvedPipeline& p, const ResolvedSt
                                      const std::map<std::string, std::string>& upstream_hashes);
 
 struct OutputSummary {
-  std::string hash;             // over every file's relative path and content
-  nlohmann::json files;         // [{path, bytes, sha256}]
+  std::string hash;      // over every file's relative path and content
+  nlohmann::json files;  // [{path, bytes, sha256}]
 };
 
 // Hashes the files a task produced under model/ and output/.

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "fmt/format.h"
 #include "ferry/pipeline/resolve.h"
 #include "ferry/pipeline/step_kind.h"
+#include "fmt/format.h"
 
 namespace ferry::pipeline {
 namespace {
@@ -42,13 +42,14 @@ class CommandStep final : public StepKind {
     if (auto it = step.field_locs.find("command"); it != step.field_locs.end()) loc = it->second;
     if (cmd.is_string()) {
       if (cmd.get<std::string>().find_first_not_of(" \t\n") == std::string::npos) {
-        diags->Add(loc, fmt::format("step '{}': command is empty; write the program to run",
-                                    step.name));
+        diags->Add(loc,
+                   fmt::format("step '{}': command is empty; write the program to run", step.name));
       }
       return;
     }
     if (cmd.is_array() && !cmd.empty() &&
-        std::all_of(cmd.begin(), cmd.end(), [](const nlohmann::json& a) { return a.is_string(); })) {
+        std::all_of(cmd.begin(), cmd.end(),
+                    [](const nlohmann::json& a) { return a.is_string(); })) {
       return;
     }
     diags->Add(loc, fmt::format("step '{}': command must be a string (run by /bin/sh) or a "

@@ -42,7 +42,7 @@ struct ResolvedPipeline {
   std::string file;         // absolute path of the YAML
   std::string project_dir;  // absolute
   std::string run_id;
-  std::string executor;     // executor kind
+  std::string executor;  // executor kind
   int max_parallel = 1;
   absl::Duration kill_grace = absl::Seconds(10);
   nlohmann::json params = nlohmann::json::object();
@@ -57,12 +57,11 @@ struct ResolvedPipeline {
 // `overrides` are --param NAME=VALUE pairs: each NAME must be declared by the pipeline (else
 // InvalidArgument listing the declared ones) and VALUE is converted to the type of the default
 // (InvalidArgument when it does not fit).
-absl::StatusOr<ResolvedPipeline> Resolve(const config::PipelineSpec& spec,
-                                         const config::ProjectConfig& project,
-                                         const StepKindRegistry& registry,
-                                         const std::vector<std::pair<std::string, std::string>>& overrides,
-                                         const std::string& run_id, absl::Time start,
-                                         const std::string& self_exe);
+absl::StatusOr<ResolvedPipeline> Resolve(
+    const config::PipelineSpec& spec, const config::ProjectConfig& project,
+    const StepKindRegistry& registry,
+    const std::vector<std::pair<std::string, std::string>>& overrides, const std::string& run_id,
+    absl::Time start, const std::string& self_exe);
 
 nlohmann::json ResourcesToJson(const config::Resources& r);
 nlohmann::json StepToJson(const ResolvedStep& s);

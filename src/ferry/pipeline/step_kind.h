@@ -29,9 +29,9 @@ struct ResolvedStep;
 
 // What a built-in kind's task process sees (the runner contract's folders, see workdir.h).
 struct TaskContext {
-  std::string workdir;      // runs/<pipeline>/<run>/<task> in the lake, as a local folder
-  nlohmann::json step;      // the ResolvedStep as JSON
-  nlohmann::json params;    // the frozen parameters
+  std::string workdir;    // runs/<pipeline>/<run>/<task> in the lake, as a local folder
+  nlohmann::json step;    // the ResolvedStep as JSON
+  nlohmann::json params;  // the frozen parameters
 };
 
 class StepKind {

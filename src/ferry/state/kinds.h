@@ -37,11 +37,11 @@ struct Edge {
 };
 
 struct KindTable {
-  std::string_view name;                  // "PipelineRun"
-  std::vector<std::string_view> states;   // main path first
-  std::vector<std::string_view> terminal; // states with no work left (resume edges aside)
+  std::string_view name;                   // "PipelineRun"
+  std::vector<std::string_view> states;    // main path first
+  std::vector<std::string_view> terminal;  // states with no work left (resume edges aside)
   std::vector<Edge> edges;
-  std::string_view diagram;               // the ASCII drawing above
+  std::string_view diagram;  // the ASCII drawing above
 };
 
 namespace run_state {
@@ -70,7 +70,8 @@ const KindTable& PipelineRunKind();
 const KindTable& TaskRunKind();
 const std::vector<const KindTable*>& AllKinds();
 
-// Case-insensitive lookup by name ("pipelinerun", "PipelineRun", "task_run" all work); null if none.
+// Case-insensitive lookup by name ("pipelinerun", "PipelineRun", "task_run" all work); null if
+// none.
 const KindTable* FindKind(std::string_view name);
 
 bool IsLegal(const KindTable& kind, std::string_view from, std::string_view to);

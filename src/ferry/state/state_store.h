@@ -36,7 +36,7 @@ namespace ferry::state {
 struct PipelineRunRecord {
   std::string id;
   std::string pipeline;
-  std::string pipeline_file;    // absolute path of the YAML it was started from
+  std::string pipeline_file;  // absolute path of the YAML it was started from
   std::string state;
   int64_t version = 0;
   std::string idempotency_key;  // empty when none
@@ -45,9 +45,9 @@ struct PipelineRunRecord {
   int64_t owner_pid = 0;        // the `ferry run` process that drives it, 0 when none
   std::string owner_host;
   absl::Time created_at = absl::InfinitePast();
-  absl::Time started_at = absl::InfinitePast();   // InfinitePast: not yet
+  absl::Time started_at = absl::InfinitePast();  // InfinitePast: not yet
   absl::Time finished_at = absl::InfinitePast();
-  std::string message;          // why it failed / was cancelled
+  std::string message;  // why it failed / was cancelled
 };
 
 struct TaskRunRecord {
@@ -55,39 +55,39 @@ struct TaskRunRecord {
   std::string task;
   std::string state;
   int64_t version = 0;
-  int attempts = 0;              // attempts started so far
-  int64_t pid = 0;               // process group of the live attempt, 0 when none
+  int attempts = 0;  // attempts started so far
+  int64_t pid = 0;   // process group of the live attempt, 0 when none
   int exit_code = 0;
   std::string cache_key;
-  std::string output_uri;        // where the checkpoint is (may be another run's, when cached)
+  std::string output_uri;  // where the checkpoint is (may be another run's, when cached)
   std::string output_hash;
   absl::Time queued_at = absl::InfinitePast();
   absl::Time started_at = absl::InfinitePast();
   absl::Time finished_at = absl::InfinitePast();
-  absl::Time retry_at = absl::InfinitePast();     // when a retrying task may be queued again
+  absl::Time retry_at = absl::InfinitePast();  // when a retrying task may be queued again
   std::string message;
 };
 
 struct AttemptRecord {
   std::string run_id;
   std::string task;
-  int attempt = 0;               // 1-based
+  int attempt = 0;  // 1-based
   int64_t pid = 0;
   absl::Time started_at = absl::InfinitePast();
   absl::Time finished_at = absl::InfinitePast();  // InfinitePast while live
-  std::string outcome;           // the task state it ended in; empty while live
+  std::string outcome;                            // the task state it ended in; empty while live
   int exit_code = 0;
   std::string log_uri;
 };
 
 struct EventRecord {
   int64_t seq = 0;
-  std::string kind;              // "PipelineRun", "TaskRun"
-  std::string resource;          // run id, or "<run id>/<task>"
-  std::string from;              // empty for creation
+  std::string kind;      // "PipelineRun", "TaskRun"
+  std::string resource;  // run id, or "<run id>/<task>"
+  std::string from;      // empty for creation
   std::string to;
-  int64_t version = 0;           // version after the change
-  std::string actor;             // "ferry run pid 123@host", "ferry cancel", ...
+  int64_t version = 0;  // version after the change
+  std::string actor;    // "ferry run pid 123@host", "ferry cancel", ...
   std::string reason;
   absl::Time at = absl::InfinitePast();
 };
