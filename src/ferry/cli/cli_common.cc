@@ -75,14 +75,18 @@ std::string FormatSpan(absl::Time from, absl::Time to) {
   return HumanDuration(to - from);
 }
 
-absl::Status ParseKeyValue(const std::string& kv, std::pair<std::string, std::string>* out) {
-  size_t eq = kv.find('=');
-  if (eq == std::string::npos || eq == 0) {
-    return absl::InvalidArgumentError(
-        fmt::format("--param '{}': write NAME=VALUE, e.g. --param since=2026-01-01", kv));
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ParseParams(
+    const std::vector<std::string>& flags) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const std::string& kv : flags) {
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return absl::InvalidArgumentError(
+          fmt::format("--param '{}': write NAME=VALUE, e.g. --param since=2026-01-01", kv));
+    }
+    out.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
   }
-  *out = {kv.substr(0, eq), kv.substr(eq + 1)};
-  return absl::OkStatus();
+  return out;
 }
 
 absl::Status CheckPipelineFile(const std::string& path) {

@@ -46,7 +46,9 @@ absl::StatusOr<Project> OpenProject(const GlobalOptions& global, const std::stri
 
 std::string ShowTime(absl::Time t);  // "2026-11-27 12:17:03" local, "-" if unset
 std::string FormatSpan(absl::Time from, absl::Time to);  // "1.2s", "-" if unset
-absl::Status ParseKeyValue(const std::string& kv, std::pair<std::string, std::string>* out);
+// --param NAME=VALUE flags, in order; InvalidArgument for one without '='.
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ParseParams(
+    const std::vector<std::string>& flags);
 // NotFound (exit 3) when a pipeline file named on the command line does not exist; loading it
 // would report that as an invalid file (exit 2).
 absl::Status CheckPipelineFile(const std::string& path);

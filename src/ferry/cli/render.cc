@@ -22,14 +22,10 @@ int RenderMain(const GlobalOptions& g, const RenderOptions& o) {
   const auto& kinds = pipeline::StepKindRegistry::Default();
   auto spec = pipeline::LoadAndValidate(o.pipeline_file, project->config, kinds);
   if (!spec.ok()) return Fail(spec.status());
-  std::vector<std::pair<std::string, std::string>> params;
-  for (const std::string& kv : o.params) {
-    std::pair<std::string, std::string> p;
-    if (absl::Status s = ParseKeyValue(kv, &p); !s.ok()) return Fail(s);
-    params.push_back(p);
-  }
+  auto params = ParseParams(o.params);
+  if (!params.ok()) return Fail(params.status());
   // A placeholder run id: {{ run.id }} renders as RUN_ID.
-  auto resolved = pipeline::Resolve(*spec, project->config, kinds, params, "RUN_ID",
+  auto resolved = pipeline::Resolve(*spec, project->config, kinds, *params, "RUN_ID",
                                     SystemClock::Get().Now(), SelfExe());
   if (!resolved.ok()) return Fail(resolved.status());
   nlohmann::json j = resolved->ToJson();

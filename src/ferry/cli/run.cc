@@ -98,11 +98,9 @@ int RunMain(const GlobalOptions& g, const RunOptions& o) {
         o.pipeline_file, project->config, pipeline::StepKindRegistry::Default());
     if (!spec.ok()) return Fail(spec.status());
     pipeline::RunRequest req;
-    for (const std::string& kv : o.params) {
-      std::pair<std::string, std::string> p;
-      if (absl::Status s = ParseKeyValue(kv, &p); !s.ok()) return Fail(s);
-      req.params.push_back(p);
-    }
+    auto params = ParseParams(o.params);
+    if (!params.ok()) return Fail(params.status());
+    req.params = *std::move(params);
     req.from = SplitList(o.from);
     req.only = SplitList(o.only);
     req.idempotency_key = o.key;

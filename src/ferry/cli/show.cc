@@ -1,5 +1,7 @@
 // `ferry show RUN_ID [--json]`: a run, its tasks (states, times, attempts) and its events.
 
+#include <algorithm>
+
 #include "ferry/cli/cli_common.h"
 #include "fmt/format.h"
 #include "nlohmann/json.hpp"
@@ -87,11 +89,20 @@ int ShowMain(const GlobalOptions& g, const ShowOptions& o) {
     }
   }
   if (o.events) {
-    auto events = store.GetEvents("");
-    if (!events.ok()) return Fail(events.status());
+    // The run's own events and each task's, merged in the order they happened (by sequence):
+    // the store is asked for this run's resources only, not for every event it holds.
+    std::vector<state::EventRecord> events;
+    std::vector<std::string> resources = {o.run_id};
+    for (const auto& t : *tasks) resources.push_back(o.run_id + "/" + t.task);
+    for (const std::string& r : resources) {
+      auto some = store.GetEvents(r);
+      if (!some.ok()) return Fail(some.status());
+      events.insert(events.end(), some->begin(), some->end());
+    }
+    std::sort(events.begin(), events.end(),
+              [](const auto& a, const auto& b) { return a.seq < b.seq; });
     fmt::print("\nEVENTS\n");
-    for (const auto& e : *events) {
-      if (e.resource != o.run_id && e.resource.rfind(o.run_id + "/", 0) != 0) continue;
+    for (const auto& e : events) {
       fmt::print("{}  {:<40} {:>15} -> {:<15} {}  ({})\n", ShowTime(e.at), e.resource,
                  e.from.empty() ? "(new)" : e.from, e.to, e.reason, e.actor);
     }
