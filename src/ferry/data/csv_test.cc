@@ -1,0 +1,3 @@
+#include "ferry/data/csv.h"
+
+#include "gtest/gtest.h"

@@ -1,0 +1,3 @@
+#include "ferry/data/profile.h"
+
+#include "gtest/gtest.h"

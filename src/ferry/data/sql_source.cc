@@ -1,0 +1,1 @@
+#include "ferry/data/sql_source.h"

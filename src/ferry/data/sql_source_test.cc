@@ -1,0 +1,3 @@
+#include "ferry/data/sql_source.h"
+
+#include "gtest/gtest.h"

@@ -1,0 +1,3 @@
+#include "ferry/data/transform.h"
+
+#include "gtest/gtest.h"

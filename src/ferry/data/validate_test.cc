@@ -1,0 +1,3 @@
+#include "ferry/data/validate.h"
+
+#include "gtest/gtest.h"
