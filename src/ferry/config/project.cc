@@ -26,10 +26,36 @@ using internal::YamlFile;
 const std::vector<std::string> kTopKeys = {"name",        "state",  "lake",     "executor",
                                            "connections", "params", "templates"};
 const std::vector<std::string> kExecutorKeys = {"kind", "max_parallel", "kill_grace"};
-const std::vector<std::string> kConnectionKeys = {"uri"};
+const std::vector<std::string> kConnectionKeys = {"uri", "password_env", "password_file"};
 
 bool StartsWith(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
+}
+
+bool IsEnvName(std::string_view s) {
+  if (s.empty() || (s[0] >= '0' && s[0] <= '9')) return false;
+  return std::all_of(s.begin(), s.end(), [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '_';
+  });
+}
+
+// Where a postgresql:// URI spells a password ("user:secret@host" or "?password=..."), or
+// nullopt.
+std::optional<size_t> PasswordOffset(std::string_view uri) {
+  size_t begin = uri.find("://") + 3;
+  size_t end = uri.find_first_of("/?", begin);
+  std::string_view authority =
+      uri.substr(begin, end == std::string_view::npos ? std::string_view::npos : end - begin);
+  size_t at = authority.rfind('@');
+  if (at != std::string_view::npos) {
+    size_t colon = authority.substr(0, at).find(':');
+    if (colon != std::string_view::npos) return begin + colon + 1;
+  }
+  for (size_t sep = uri.find('?'); sep != std::string_view::npos; sep = uri.find('&', sep + 1)) {
+    if (uri.substr(sep + 1, 9) == "password=") return sep + 1;
+  }
+  return std::nullopt;
 }
 
 // "sqlite://" or "file://" followed by a path: relative paths are taken from the project root,
@@ -181,7 +207,8 @@ class ProjectParser {
     }
   }
 
-  // A connection is `NAME: {uri: ...}` or, for short, `NAME: URI`.
+  // A connection is `NAME: {uri: ..., password_env: ..., password_file: ...}` or, for short,
+  // `NAME: URI`.
   void ParseConnections(const Entry& connections) {
     if (!connections.value.IsMap()) {
       diags_->Add(connections.value_loc,
@@ -192,13 +219,41 @@ class ProjectParser {
     for (const Entry& c : internal::Entries(file_, connections.value, diags_)) {
       if (!IsValidName(c.key))
         diags_->Add(c.key_loc, internal::InvalidNameMessage("connection", c.key));
+      Connection conn{.name = c.key, .loc = c.key_loc};
       std::optional<Entry> uri;
+      std::optional<Entry> password_key;  // the first of password_env / password_file
       if (c.value.IsScalar()) {
         uri = c;
       } else if (c.value.IsMap()) {
+        bool bad_password = false;
         for (const Entry& e : internal::Entries(file_, c.value, diags_)) {
           if (e.key == "uri") {
             uri = e;
+          } else if (e.key == "password_env" || e.key == "password_file") {
+            if (password_key) {
+              diags_->Add(e.key_loc, fmt::format("connection '{}' has both {} and {}; keep one",
+                                                 c.key, password_key->key, e.key));
+              bad_password = true;
+              continue;
+            }
+            password_key = e;
+            std::optional<std::string> text =
+                Text(e, e.key == "password_env" ? "an environment variable name"
+                                                : "a file path (relative to the project)");
+            if (!text) {
+              bad_password = true;
+            } else if (e.key == "password_env") {
+              if (!IsEnvName(*text)) {
+                diags_->Add(e.value_loc, fmt::format("connection '{}': password_env '{}' is not "
+                                                     "an environment variable name (letters, "
+                                                     "digits and '_', not starting with a digit)",
+                                                     c.key, *text));
+                bad_password = true;
+              }
+              conn.password_env = *text;
+            } else {
+              conn.password_file = AbsolutePath(*text, config_->root_dir);
+            }
           } else {
             diags_->Add(e.key_loc,
                         fmt::format("unknown key '{}' in connection '{}'{}", e.key, c.key,
@@ -209,6 +264,7 @@ class ProjectParser {
           diags_->Add(c.key_loc, fmt::format("connection '{}' has no uri", c.key));
           continue;
         }
+        if (bad_password) continue;
       } else {
         diags_->Add(c.value_loc,
                     fmt::format("connection '{}' must be a URI or {{uri: URI}}, got {}", c.key,
@@ -224,12 +280,39 @@ class ProjectParser {
                                                 c.key, *text));
         continue;
       }
-      // SQLite paths are made absolute like the state store's, so that a step running in
-      // another folder opens the same file.
-      std::string resolved = StartsWith(*text, "sqlite://")
-                                 ? ResolveLocal("sqlite://", *text, config_->root_dir)
-                                 : *text;
-      config_->connections[c.key] = Connection{c.key, resolved, c.key_loc};
+      if (StartsWith(*text, "sqlite://") && text->size() > 9) {
+        // SQLite paths are made absolute like the state store's, so that a step running in
+        // another folder opens the same file.
+        conn.uri = ResolveLocal("sqlite://", *text, config_->root_dir);
+        if (password_key) {
+          diags_->Add(password_key->key_loc,
+                      fmt::format("connection '{}': {} applies to postgresql connections only; "
+                                  "SQLite has no passwords",
+                                  c.key, password_key->key));
+          continue;
+        }
+      } else if ((StartsWith(*text, "postgresql://") && text->size() > 13) ||
+                 (StartsWith(*text, "postgres://") && text->size() > 11)) {
+        // The URI itself is not echoed: it holds the secret.
+        if (std::optional<size_t> at = PasswordOffset(*text)) {
+          diags_->Add(internal::LocInScalar(file_, uri->value, *at),
+                      fmt::format("connection '{}': the URI holds a password, and ferry.yaml "
+                                  "belongs in git; remove it from the URI and set "
+                                  "password_env: VAR (an environment variable holding it) or "
+                                  "password_file: PATH (a file kept out of git, first line)",
+                                  c.key));
+          continue;
+        }
+        conn.uri = *text;
+      } else {
+        diags_->Add(uri->value_loc,
+                    fmt::format("connection '{}': unsupported URI '{}'; supported: "
+                                "sqlite://PATH (relative to the project, or sqlite:///absolute/"
+                                "path), postgresql://USER@HOST:PORT/DB (or postgres://)",
+                                c.key, *text));
+        continue;
+      }
+      config_->connections[c.key] = std::move(conn);
     }
   }
 

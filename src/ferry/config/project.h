@@ -11,6 +11,7 @@
 //   lake: file://.ferry/lake            # default; file:// paths work the same way
 //   executor: { kind: local, max_parallel: 2, kill_grace: 10s }
 //   connections: { crm: { uri: "sqlite://data/crm.db" } }   # or just  crm: sqlite://data/crm.db
+//                                       # postgresql: add password_env: VAR or password_file: PATH
 //   params: { since: "2026-01-01" }
 //   templates: { small: { cpu: 1, memory: 512Mi, timeout: 10m, retries: 2 } }
 
@@ -25,9 +26,19 @@
 
 namespace ferry::config {
 
+// A named source database for `sql` steps. ferry.yaml never holds a password (it lives in git):
+// a URI with one is a config error; the password comes from `password_env` or `password_file`,
+// else from libpq's own defaults (PGPASSWORD, ~/.pgpass).
+//   connections:
+//     crm: sqlite://data/crm.db
+//     warehouse: { uri: "postgresql://reader@wh:5432/sales", password_env: WH_PASSWORD }
 struct Connection {
   std::string name;
-  std::string uri;  // sqlite:// paths made absolute like state_uri; other URIs as written
+  // "sqlite:///abs/path" (relative paths made absolute like state_uri) or
+  // "postgresql://user@host:port/db" / "postgres://..." as written.
+  std::string uri;
+  std::string password_env;   // name of the environment variable holding the password, or ""
+  std::string password_file;  // absolute path of a file whose first line is the password, or ""
   SourceLoc loc;
 };
 
