@@ -45,7 +45,14 @@ free_port() {
 start() {
   stop
   mkdir -p "$dir"
-  if [[ $(id -u) -eq 0 ]]; then chown postgres: "$dir"; fi
+  if [[ $(id -u) -eq 0 ]]; then
+    chown postgres: "$dir"
+    if ! runuser -u postgres -- test -w "$dir"; then
+      echo "the postgres user cannot reach $dir (a parent folder is private); use a build folder" \
+        "that other users can traverse" >&2
+      exit 1
+    fi
+  fi
   as_owner "$bindir/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 \
     >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
   # The port is free when chosen but may be taken before the server binds it: try a few.

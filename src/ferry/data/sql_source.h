@@ -80,7 +80,8 @@ struct PositionalSql {
 
 // Replaces `:name` placeholders ([A-Za-z_][A-Za-z0-9_]*) outside single-quoted strings (with ''
 // escapes; E'...' with backslash escapes), double-quoted identifiers, -- and (nested) /* */
-// comments and $tag$ dollar-quoted strings; `::` is a cast, not a placeholder. A `$1` already in
+// comments and $tag$ dollar-quoted strings; `::` is a cast, not a placeholder (and an array
+// slice written arr[lo:hi] reads as a placeholder :hi — write arr[lo : hi]). A `$1` already in
 // the text is InvalidArgument (use :name), as is an unterminated string, identifier or comment.
 absl::StatusOr<PositionalSql> ToPositional(std::string_view sql);
 

@@ -371,6 +371,12 @@ TEST_F(SqliteTest, MissingAndUnusedParametersAreErrors) {
             "placeholders in the SQL: :name");
   t = RunQuery(*db, "SELECT id FROM t WHERE id = ?", {});
   EXPECT_EQ(Message(t.status()), "the SQL has a parameter written ?; write parameters as :name");
+  t = RunQuery(*db, "SELECT id FROM t WHERE id = @id", {{"id", 1}});
+  EXPECT_EQ(Message(t.status()), "the SQL has a parameter written @id; write parameters as :name");
+  // A name used twice is one parameter.
+  t = RunQuery(*db, "SELECT :v AS a, :v + 1 AS b", {{"v", 41}});
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(Dump(*t), "a:int64,b:int64\n41|42");
   t = RunQuery(*db, "SELECT id FROM t WHERE id = :id", {{"id", nlohmann::json::array({1, 2})}});
   EXPECT_EQ(Message(t.status()),
             "parameter 'id' is a list; SQL parameters are strings, numbers, booleans or null");
@@ -789,6 +795,18 @@ TEST_F(PostgresTest, WrongDatabaseName) {
   EXPECT_NE(Message(db.status()).find("database \"no_such_db_ferry\" does not exist"),
             std::string::npos)
       << db.status();
+}
+
+TEST_F(PostgresTest, PostgresSchemeIsAnAlias) {
+  ASSERT_TRUE(uri_.starts_with("postgresql://"));
+  std::string uri = "postgres://" + uri_.substr(13);
+  absl::StatusOr<std::unique_ptr<SqlSource>> db =
+      Connect(config::Connection{.name = "wh", .uri = uri});
+  ASSERT_TRUE(db.ok()) << db.status();
+  EXPECT_EQ((*db)->describe(), uri);
+  absl::StatusOr<Table> t = RunQuery(**db, "SELECT 1 AS one");
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(Dump(*t), "one:int64\n1");
 }
 
 TEST_F(PostgresTest, PasswordFileIsReadAndTheSessionConnects) {
