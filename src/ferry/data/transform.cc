@@ -42,8 +42,12 @@ struct FilterExpr {
 
 namespace {
 
-const std::vector<std::string> kOpKinds = {"select", "drop",    "rename",      "cast",    "filter",
-                                           "impute", "one_hot", "standardize", "min_max", "split"};
+const std::vector<std::string>& OpKinds() {
+  static const auto* kinds =
+      new std::vector<std::string>{"select", "drop",    "rename",      "cast",    "filter",
+                                   "impute", "one_hot", "standardize", "min_max", "split"};
+  return *kinds;
+}
 constexpr const char* kOther = "__other__";
 
 std::string Lower(std::string_view s) {
@@ -1205,16 +1209,17 @@ absl::Status ApplyEntry(const json& entry, Table& t, Ctx& ctx) {
       const double shift = param.at(mm ? "min" : "mean").get<double>();
       const double scale =
           mm ? param.at("max").get<double>() - shift : param.at("std").get<double>();
+      // Filled through the raw vectors: this loop runs over every row served.
+      const size_t n = c->size();
       Column out(name, ColumnType::kFloat64);
-      out.Reserve(c->size());
-      for (size_t r = 0; r < c->size(); ++r) {
-        if (c->is_null(r)) {
-          out.AppendNull();
-          continue;
-        }
+      out.mutable_valid() = c->valid();
+      std::vector<double>& values = out.mutable_doubles();
+      values.resize(n);
+      for (size_t r = 0; r < n; ++r) {
+        if (c->is_null(r)) continue;  // a null holds 0.0
         double x = c->AsDouble(r);
         // A constant column (scale 0) maps to 0 rather than to inf/NaN.
-        out.AppendDouble(std::isnan(x) ? x : (scale > 0 ? (x - shift) / scale : 0.0));
+        values[r] = std::isnan(x) ? x : (scale > 0 ? (x - shift) / scale : 0.0);
       }
       ReplaceColumn(c, std::move(out));
     } else {
@@ -1292,9 +1297,9 @@ absl::StatusOr<std::vector<TransformOp>> ParseOps(const nlohmann::json& ops) {
       continue;
     }
     TransformOp op{.kind = entry.begin().key(), .args = entry.begin().value()};
-    if (std::find(kOpKinds.begin(), kOpKinds.end(), op.kind) == kOpKinds.end()) {
-      errors.push_back(
-          fmt::format("ops[{}]: unknown op '{}'{}", i, op.kind, UnknownKeyHint(op.kind, kOpKinds)));
+    if (std::find(OpKinds().begin(), OpKinds().end(), op.kind) == OpKinds().end()) {
+      errors.push_back(fmt::format("ops[{}]: unknown op '{}'{}", i, op.kind,
+                                   UnknownKeyHint(op.kind, OpKinds())));
       continue;
     }
     if (absl::Status s = ParseArgs(op); !s.ok()) {

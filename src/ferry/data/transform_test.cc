@@ -263,6 +263,21 @@ TEST(TransformTest, ImputeStrategiesUseHandComputedValues) {
   EXPECT_EQ(state["churned"], json::parse(R"({"strategy": "constant", "value": false})"));
 }
 
+TEST(TransformTest, ImputeTimestampsAndCastBools) {
+  Table t;
+  AddInts(t, "seen",
+          {*ParseTimestamp("2026-01-01"), std::nullopt, *ParseTimestamp("2026-01-02"),
+           *ParseTimestamp("2026-01-04")},
+          ColumnType::kTimestamp);
+  AddStrings(t, "flag", {"yes", "0", "TRUE", std::nullopt});
+  auto r = Fit(json::parse(R"([{"impute": {"seen": "median"}}, {"cast": {"flag": "bool"}}])"), t);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(IntsOf(r->train, "seen")[1], *ParseTimestamp("2026-01-02"));
+  EXPECT_EQ(r->state["ops"][0]["impute"]["seen"]["value"], "2026-01-02T00:00:00Z");
+  EXPECT_EQ(IntsOf(r->train, "flag"), (Ints{1, 0, 1, std::nullopt}));
+  EXPECT_EQ(r->train.column("flag").type(), ColumnType::kBool);
+}
+
 TEST(TransformTest, ImputeErrorsSayWhatToUseInstead) {
   auto mean = Fit(json::parse(R"([{"impute": {"plan": "mean"}}])"), Churn());
   ASSERT_FALSE(mean.ok());
