@@ -788,6 +788,16 @@ double Mean(const std::vector<double>& v) {
   return sum / static_cast<double>(v.size());
 }
 
+// A fitted statistic must be finite: JSON has no inf, and it would poison every row it touches.
+absl::Status CheckFinite(const Ctx& ctx, std::string_view column, std::string_view what,
+                         double value) {
+  if (std::isfinite(value)) return absl::OkStatus();
+  return ColumnError(ctx, column,
+                     fmt::format("the {} is {} (the column has infinite or huge values); filter "
+                                 "those rows out first",
+                                 what, value));
+}
+
 // A typed JSON value for column type `type` (timestamps as ISO 8601 text).
 json ValueJson(ColumnType type, double d) {
   if (type == ColumnType::kTimestamp) return FormatTimestamp(std::llround(d));
@@ -811,10 +821,16 @@ absl::StatusOr<json> ImputeValue(const TransformColumn& tc, const Column& c, con
                                      "{{constant: ...}}",
                                      tc.strategy));
     }
-    if (tc.strategy == "mean") return ValueJson(type, Mean(v));
-    std::sort(v.begin(), v.end());
-    size_t m = v.size() / 2;
-    return ValueJson(type, v.size() % 2 == 1 ? v[m] : (v[m - 1] + v[m]) / 2);
+    double value;
+    if (tc.strategy == "mean") {
+      value = Mean(v);
+    } else {
+      std::sort(v.begin(), v.end());
+      size_t m = v.size() / 2;
+      value = v.size() % 2 == 1 ? v[m] : (v[m - 1] + v[m]) / 2;
+    }
+    FERRY_RETURN_IF_ERROR(CheckFinite(ctx, tc.name, tc.strategy, value));
+    return ValueJson(type, value);
   }
   if (tc.strategy == "mode") {
     if (c.null_count() == c.size()) {
@@ -964,12 +980,16 @@ absl::StatusOr<json> Moments(const std::string& name, const Column& c, const Ctx
   }
   if (min_max) {
     auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+    FERRY_RETURN_IF_ERROR(CheckFinite(ctx, name, "range", *hi - *lo));
     return json{{"min", *lo}, {"max", *hi}};
   }
   double mean = Mean(v);
   double ss = 0;
   for (double d : v) ss += (d - mean) * (d - mean);
-  return json{{"mean", mean}, {"std", std::sqrt(ss / static_cast<double>(v.size()))}};
+  const double std = std::sqrt(ss / static_cast<double>(v.size()));
+  FERRY_RETURN_IF_ERROR(CheckFinite(ctx, name, "mean", mean));
+  FERRY_RETURN_IF_ERROR(CheckFinite(ctx, name, "std", std));
+  return json{{"mean", mean}, {"std", std}};
 }
 
 // The state entry of a (non-split) op fitted on `t`.

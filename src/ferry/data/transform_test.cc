@@ -347,6 +347,14 @@ TEST(TransformTest, StandardizeAndMinMaxUsePopulationStatistics) {
   EXPECT_EQ(r->state["ops"][0]["standardize"]["k"], json::parse(R"({"mean": 3.0, "std": 0.0})"));
   EXPECT_EQ(r->state["ops"][1]["min_max"]["m"], json::parse(R"({"min": 1.0, "max": 10.0})"));
 
+  Table inf;
+  AddDoubles(inf, "x", {1.0, HUGE_VAL});
+  auto infinite = Fit(json::parse(R"([{"standardize": ["x"]}])"), inf);
+  ASSERT_FALSE(infinite.ok());
+  EXPECT_EQ(Msg(infinite.status()),
+            "ops[0] (standardize): column 'x': the mean is inf (the column has infinite or huge "
+            "values); filter those rows out first");
+
   auto bad = Fit(json::parse(R"([{"standardize": ["plan"]}])"), Churn());
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(Msg(bad.status()),
