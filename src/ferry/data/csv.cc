@@ -71,6 +71,106 @@ void ParallelFor(size_t n, int threads, F&& f) {
   for (std::thread& th : pool) th.join();
 }
 
+// Large buffers are written once, front to back: transparent huge pages (when the system allows
+// them on request) cut the page faults of filling them by 512x.
+void AdviseHugePages(const void* p, size_t bytes) {
+  constexpr uintptr_t kHuge = 2 << 20;
+  if (bytes < 2 * kHuge) return;
+  uintptr_t b = (reinterpret_cast<uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
+  uintptr_t e = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(kHuge - 1);
+  if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_HUGEPAGE);
+}
+
+// A growable array of plain values whose append inlines to a store (the parse loop's hot path).
+template <typename T>
+class PodBuf {
+ public:
+  PodBuf() = default;
+  PodBuf(PodBuf&& o) noexcept : p_(o.p_), n_(o.n_), cap_(o.cap_), owned_(o.owned_) {
+    o.p_ = nullptr;
+    o.n_ = o.cap_ = 0;
+    o.owned_ = true;
+  }
+  PodBuf& operator=(PodBuf&& o) noexcept {
+    if (this != &o) {
+      if (owned_) std::free(p_);
+      p_ = o.p_;
+      n_ = o.n_;
+      cap_ = o.cap_;
+      owned_ = o.owned_;
+      o.p_ = nullptr;
+      o.n_ = o.cap_ = 0;
+      o.owned_ = true;
+    }
+    return *this;
+  }
+  PodBuf(const PodBuf&) = delete;
+  PodBuf& operator=(const PodBuf&) = delete;
+  ~PodBuf() {
+    if (owned_) std::free(p_);
+  }
+
+  // Writes into `cap` slots of someone else's memory (the final column) until it has to grow.
+  void Wrap(T* p, size_t cap) {
+    if (owned_) std::free(p_);
+    p_ = p;
+    n_ = 0;
+    cap_ = cap;
+    owned_ = false;
+  }
+  bool wraps(const T* p) const { return !owned_ && p_ == p; }
+
+  void push_back(T v) {
+    if (n_ == cap_) [[unlikely]]
+      Grow(n_ + 1);
+    p_[n_++] = v;
+  }
+  void reserve(size_t n) {
+    if (owned_ && n > cap_) Grow(n);
+  }
+  void resize(size_t n, T v = T()) {
+    if (n > cap_) Grow(n);
+    for (size_t i = n_; i < n; ++i) p_[i] = v;
+    n_ = n;
+  }
+  void assign(size_t n, T v) {
+    n_ = 0;
+    resize(n, v);
+  }
+  void clear() { n_ = 0; }
+  size_t size() const { return n_; }
+  size_t capacity() const { return cap_; }
+  T* data() { return p_; }
+  const T* begin() const { return p_; }
+  const T* end() const { return p_ + n_; }
+  T operator[](size_t i) const { return p_[i]; }
+
+ private:
+  void Grow(size_t need) {
+    size_t cap = std::max<size_t>({need, cap_ * 2, 16});
+    T* q;
+    if (owned_) {
+      q = static_cast<T*>(std::realloc(p_, cap * sizeof(T)));
+    } else {
+      q = static_cast<T*>(std::malloc(cap * sizeof(T)));
+      if (q != nullptr && n_ > 0) std::memcpy(q, p_, n_ * sizeof(T));
+      owned_ = true;
+    }
+    FERRY_CHECK(q != nullptr);
+    p_ = q;
+    cap_ = cap;
+  }
+  T* p_ = nullptr;
+  size_t n_ = 0, cap_ = 0;
+  bool owned_ = true;
+};
+
+template <typename V>
+void ReserveHuge(V& v, size_t n) {
+  v.reserve(n);
+  AdviseHugePages(v.data(), v.capacity() * sizeof(*v.data()));
+}
+
 // --- Tokenizer ------------------------------------------------------------------------------
 
 enum class FieldKind : uint8_t {
@@ -332,6 +432,8 @@ class NullMatcher {
       max_len_ = std::max(max_len_, v.size());
     }
   }
+  // False when no non-empty null value starts with `c` (so a field starting with it is not null).
+  bool MayStartNull(char c) const { return first_[static_cast<uint8_t>(c)]; }
   bool Matches(std::string_view s) const {
     if (s.empty()) return empty_;
     if (s.size() > max_len_ || !first_[static_cast<uint8_t>(s[0])]) return false;
@@ -379,10 +481,10 @@ struct RawBadRow {
 struct ChunkColumn {
   Kind kind = Kind::kUnknown;
   bool declared = false;
-  std::vector<uint8_t> valid;
-  std::vector<int64_t> ints;
-  std::vector<double> doubles;
-  std::vector<int32_t> codes;
+  PodBuf<uint8_t> valid;
+  PodBuf<int64_t> ints;
+  PodBuf<double> doubles;
+  PodBuf<int32_t> codes;
   std::vector<std::string_view> dict;
   std::unordered_map<std::string_view, int32_t> index;
   std::deque<std::string> owned;
@@ -457,10 +559,10 @@ struct ChunkColumn {
     }
   }
   void IntToFloat() {
-    doubles.resize(ints.size());
-    for (size_t i = 0; i < ints.size(); ++i) doubles[i] = static_cast<double>(ints[i]);
-    ints.clear();
-    ints.shrink_to_fit();
+    doubles.clear();
+    doubles.reserve(ints.size());
+    for (int64_t v : ints) doubles.push_back(static_cast<double>(v));
+    ints = PodBuf<int64_t>();
     kind = Kind::kFloat;
   }
 };
@@ -468,7 +570,7 @@ struct ChunkColumn {
 struct Chunk {
   size_t begin = 0, end = 0;  // byte offsets into the text
   std::vector<ChunkColumn> cols;
-  std::vector<size_t> row_offsets;  // start offset of every kept row
+  PodBuf<size_t> row_offsets;  // start offset of every kept row
   size_t rows = 0;
   size_t newlines = 0;
   size_t bad_count = 0;
@@ -564,8 +666,8 @@ bool AddDeclared(const Context& ctx, ChunkColumn& c, size_t j, const Field& f, s
 // Appends an inferred column's value, moving the column along int -> float -> string as needed.
 void AddInferred(const Context& ctx, Chunk& chunk, size_t j, const Field& f, std::string* scratch) {
   ChunkColumn& c = chunk.cols[j];
-  // Fast path: a plain field in a numeric column.
-  if (f.kind == FieldKind::kPlain) {
+  // Fast path: a plain field in a numeric column that cannot be a null value.
+  if (f.kind == FieldKind::kPlain && f.e > f.b && !ctx.nulls.MayStartNull(*f.b)) {
     if (c.kind == Kind::kFloat) {
       double x;
       auto r = fast_float::from_chars(f.b, f.e, x);
@@ -637,6 +739,63 @@ void AddInferred(const Context& ctx, Chunk& chunk, size_t j, const Field& f, std
   }
 }
 
+// A row of numbers only (every column int64 or float64 so far): each number is parsed straight
+// from the text and must be followed by its delimiter. Returns false, with nothing appended, when
+// the row needs the general path (a null, a quote, a non-number, a wrong field count...); the
+// result is then the same as the general path's, which parses the same bytes the same way.
+bool FastNumericRow(const Context& ctx, Chunk& chunk, const char*& p, const char* tend,
+                    size_t* newlines) {
+  const char* q = p;
+  size_t pushed = 0;
+  for (size_t j = 0; j < ctx.ncols; ++j) {
+    if (q >= tend || ctx.nulls.MayStartNull(*q)) break;
+    ChunkColumn& c = chunk.cols[j];
+    const char* e;
+    if (c.kind == Kind::kFloat) {
+      double x;
+      auto r = fast_float::from_chars(q, tend, x);
+      if (r.ec != std::errc() || r.ptr == q) break;
+      e = r.ptr;
+      c.doubles.push_back(x);
+    } else {
+      int64_t x;
+      auto r = std::from_chars(q, tend, x);
+      if (r.ec != std::errc()) break;
+      e = r.ptr;
+      c.ints.push_back(x);
+    }
+    c.valid.push_back(1);
+    ++pushed;
+    if (j + 1 < ctx.ncols) {
+      if (e < tend && *e == ',') {
+        q = e + 1;
+        continue;
+      }
+      break;
+    }
+    if (e == tend) {
+      p = e;
+      *newlines = 0;
+      return true;
+    }
+    if (*e == '\n' || (*e == '\r' && e + 1 < tend && e[1] == '\n')) {
+      p = e + (*e == '\n' ? 1 : 2);
+      *newlines = 1;
+      return true;
+    }
+    break;
+  }
+  for (size_t j = 0; j < pushed; ++j) chunk.cols[j].Truncate(chunk.rows);
+  return false;
+}
+
+bool AllNumeric(const Chunk& chunk) {
+  for (const ChunkColumn& c : chunk.cols) {
+    if (c.kind != Kind::kFloat && c.kind != Kind::kInt) return false;
+  }
+  return !chunk.cols.empty();
+}
+
 void ParseChunk(const Context& ctx, Chunk& chunk) {
   chunk.cols.resize(ctx.ncols);
   for (size_t j = 0; j < ctx.ncols; ++j) {
@@ -661,9 +820,34 @@ void ParseChunk(const Context& ctx, Chunk& chunk) {
     chunk.bad.push_back(
         {row_line, std::move(why), std::string(row, static_cast<size_t>(row_end - row))});
   };
+  auto committed = [&](const char* row) {
+    chunk.row_offsets.push_back(static_cast<size_t>(row - base));
+    ++chunk.rows;
+    if (!reserved && chunk.rows == 64) {
+      // Reserve for the whole chunk from the size of the first rows.
+      reserved = true;
+      size_t per_row = std::max<size_t>(1, static_cast<size_t>(p - (base + chunk.begin)) / 64);
+      size_t est = (chunk.end - chunk.begin) / per_row * 11 / 10 + 16;
+      ReserveHuge(chunk.row_offsets, est);
+      for (ChunkColumn& c : chunk.cols) {
+        ReserveHuge(c.valid, est);
+        if (c.kind == Kind::kFloat) ReserveHuge(c.doubles, est);
+        if (c.kind == Kind::kInt || c.kind == Kind::kBool || c.kind == Kind::kTs) {
+          ReserveHuge(c.ints, est);
+        }
+        if (c.kind == Kind::kStr) ReserveHuge(c.codes, est);
+      }
+    }
+  };
+  bool fast = AllNumeric(chunk);
   while (p < cend) {
     const char* row = p;
     size_t nl = 0;
+    if (fast && FastNumericRow(ctx, chunk, p, tend, &nl)) {
+      line += nl;
+      committed(row);
+      continue;
+    }
     bool ok = TokenizeRow(p, tend, &fields, &p, &nl);
     size_t row_line = line;
     line += nl;
@@ -696,26 +880,66 @@ void ParseChunk(const Context& ctx, Chunk& chunk) {
       continue;
     }
     for (size_t j : ctx.inferred_idx) AddInferred(ctx, chunk, j, fields[j], &scratch);
-    chunk.row_offsets.push_back(static_cast<size_t>(row - base));
-    ++chunk.rows;
-    if (!reserved && chunk.rows == 64) {
-      // Reserve for the whole chunk from the size of the first rows.
-      reserved = true;
-      size_t per_row = std::max<size_t>(1, static_cast<size_t>(p - (base + chunk.begin)) / 64);
-      size_t est = (chunk.end - chunk.begin) / per_row * 11 / 10 + 16;
-      chunk.row_offsets.reserve(est);
-      for (ChunkColumn& c : chunk.cols) {
-        c.valid.reserve(est);
-        if (c.kind == Kind::kFloat) c.doubles.reserve(est);
-        if (c.kind == Kind::kInt || c.kind == Kind::kBool || c.kind == Kind::kTs) {
-          c.ints.reserve(est);
-        }
-        if (c.kind == Kind::kStr) c.codes.reserve(est);
-      }
-    }
+    committed(row);
+    fast = AllNumeric(chunk);
   }
   chunk.newlines = line;
 }
+
+// Counts '\n' in [b, e).
+size_t CountNewlines(const char* b, const char* e) {
+  size_t n = 0;
+  while (b < e) {
+    const void* q = std::memchr(b, '\n', static_cast<size_t>(e - b));
+    if (q == nullptr) break;
+    ++n;
+    b = static_cast<const char*>(q) + 1;
+  }
+  return n;
+}
+
+// The kind of each column as its first data row suggests (declared kinds as declared): numeric
+// columns get their final storage before the parse, and chunks write into it directly.
+std::vector<Kind> PredictKinds(const Context& ctx, size_t begin) {
+  std::vector<Kind> out(ctx.ncols, Kind::kUnknown);
+  std::vector<Field> fields;
+  const char* next;
+  size_t nl = 0;
+  const char* end = ctx.text.data() + ctx.text.size();
+  if (begin >= ctx.text.size() || !TokenizeRow(ctx.text.data() + begin, end, &fields, &next, &nl) ||
+      fields.size() != ctx.ncols) {
+    return out;
+  }
+  std::string scratch;
+  for (size_t j = 0; j < ctx.ncols; ++j) {
+    if (ctx.declared[j] != Kind::kUnknown) {
+      out[j] = ctx.declared[j];
+      continue;
+    }
+    std::string_view v = FieldValue(fields[j], &scratch);
+    int64_t i;
+    double d;
+    if (ctx.nulls.Matches(v)) continue;
+    if (ParseInt(v, &i)) {
+      out[j] = Kind::kInt;
+    } else if (ParseDouble(v, &d)) {
+      out[j] = Kind::kFloat;
+    } else if (ParseBoolText(v, &i)) {
+      out[j] = Kind::kBool;
+    } else if (ParseTimestamp(v)) {
+      out[j] = Kind::kTs;
+    }
+  }
+  return out;
+}
+
+// A column's final storage, allocated before the parse for a predicted numeric kind.
+struct Prealloc {
+  Kind kind = Kind::kUnknown;
+  std::vector<uint8_t> valid;
+  std::vector<double> doubles;
+  std::vector<int64_t> ints;
+};
 
 // Counts '"' in [b, e).
 size_t CountQuotes(const char* b, const char* e) {
@@ -941,6 +1165,49 @@ absl::StatusOr<CsvReadResult> ParseCsv(std::string_view text, const CsvReadOptio
     chunks.back().begin = b;
     chunks.back().end = e;
   }
+  // Direct writes: chunk k of a predicted numeric column fills rows [slice[k], slice[k] +
+  // bound[k]) of the final storage (bound: its line count + 1, at least its row count); the
+  // merge then only closes the gaps left by bad rows, blank lines and multi-line fields.
+  std::vector<size_t> bound(chunks.size()), slice(chunks.size());
+  ParallelFor(chunks.size(), threads, [&](size_t k) {
+    bound[k] = CountNewlines(text.data() + chunks[k].begin, text.data() + chunks[k].end) + 1;
+  });
+  size_t total_bound = 0;
+  for (size_t k = 0; k < chunks.size(); ++k) {
+    slice[k] = total_bound;
+    total_bound += bound[k];
+  }
+  std::vector<Kind> predicted = PredictKinds(ctx, begin);
+  std::vector<Prealloc> pre(ctx.ncols);
+  ParallelFor(ctx.ncols, threads, [&](size_t j) {
+    Kind k = predicted[j];
+    if (k == Kind::kUnknown || k == Kind::kStr) return;
+    Prealloc& pa = pre[j];
+    pa.kind = k;
+    ReserveHuge(pa.valid, total_bound);
+    pa.valid.resize(total_bound);
+    if (k == Kind::kFloat) {
+      ReserveHuge(pa.doubles, total_bound);
+      pa.doubles.resize(total_bound);
+    } else {
+      ReserveHuge(pa.ints, total_bound);
+      pa.ints.resize(total_bound);
+    }
+  });
+  for (size_t k = 0; k < chunks.size(); ++k) {
+    chunks[k].cols.resize(ctx.ncols);
+    for (size_t j = 0; j < ctx.ncols; ++j) {
+      Prealloc& pa = pre[j];
+      if (pa.kind == Kind::kUnknown) continue;
+      ChunkColumn& c = chunks[k].cols[j];
+      c.valid.Wrap(pa.valid.data() + slice[k], bound[k]);
+      if (pa.kind == Kind::kFloat) {
+        c.doubles.Wrap(pa.doubles.data() + slice[k], bound[k]);
+      } else {
+        c.ints.Wrap(pa.ints.data() + slice[k], bound[k]);
+      }
+    }
+  }
   ParallelFor(chunks.size(), threads, [&](size_t k) { ParseChunk(ctx, chunks[k]); });
 
   // Bad rows, in file order with absolute line numbers.
@@ -972,11 +1239,7 @@ absl::StatusOr<CsvReadResult> ParseCsv(std::string_view text, const CsvReadOptio
 
   // Merge the chunks into columns, one column per task.
   size_t total = 0;
-  std::vector<size_t> offset(chunks.size());
-  for (size_t k = 0; k < chunks.size(); ++k) {
-    offset[k] = total;
-    total += chunks[k].rows;
-  }
+  for (const Chunk& c : chunks) total += c.rows;
   std::vector<Column> columns;
   columns.reserve(ctx.ncols);
   for (size_t j = 0; j < ctx.ncols; ++j) {
@@ -989,59 +1252,101 @@ absl::StatusOr<CsvReadResult> ParseCsv(std::string_view text, const CsvReadOptio
   ParallelFor(ctx.ncols, threads, [&](size_t j) {
     Column& col = columns[j];
     Kind k = KindOf(col.type());
+    Prealloc& pa = pre[j];
+    if (pa.kind == k) {
+      // Close the gaps in the final storage; chunks that had to leave it are copied in.
+      size_t w = 0;
+      for (size_t ci = 0; ci < chunks.size(); ++ci) {
+        ChunkColumn& c = chunks[ci].cols[j];
+        size_t n = chunks[ci].rows;
+        if (n == 0) continue;
+        std::memmove(pa.valid.data() + w, c.valid.data(), n);
+        if (k == Kind::kFloat) {
+          double* dst = pa.doubles.data() + w;
+          if (c.kind == Kind::kFloat) {
+            std::memmove(dst, c.doubles.data(), n * sizeof(double));
+          } else if (c.kind == Kind::kInt) {
+            for (size_t i = 0; i < n; ++i) dst[i] = static_cast<double>(c.ints[i]);
+          } else {
+            std::fill(dst, dst + n, 0.0);
+          }
+        } else if (c.kind != Kind::kUnknown) {
+          std::memmove(pa.ints.data() + w, c.ints.data(), n * sizeof(int64_t));
+        } else {
+          std::fill(pa.ints.data() + w, pa.ints.data() + w + n, 0);
+        }
+        w += n;
+        c = ChunkColumn();
+      }
+      pa.valid.resize(total);
+      col.mutable_valid() = std::move(pa.valid);
+      if (k == Kind::kFloat) {
+        pa.doubles.resize(total);
+        col.mutable_doubles() = std::move(pa.doubles);
+      } else {
+        pa.ints.resize(total);
+        col.mutable_ints() = std::move(pa.ints);
+      }
+      return;
+    }
+    // Appended chunk by chunk (no zero-filling resize): each value is written once.
     std::vector<uint8_t>& valid = col.mutable_valid();
-    valid.resize(total);
+    std::vector<double>& doubles = col.mutable_doubles();
+    std::vector<int64_t>& ints = col.mutable_ints();
+    std::vector<int32_t>& codes = col.mutable_codes();
+    ReserveHuge(valid, total);
     switch (k) {
       case Kind::kFloat:
-        col.mutable_doubles().resize(total);
+        ReserveHuge(doubles, total);
         break;
       case Kind::kStr:
-        col.mutable_codes().resize(total);
+        ReserveHuge(codes, total);
         break;
       default:
-        col.mutable_ints().resize(total);
+        ReserveHuge(ints, total);
         break;
     }
     for (size_t ci = 0; ci < chunks.size(); ++ci) {
       Chunk& chunk = chunks[ci];
       ChunkColumn& c = chunk.cols[j];
-      size_t n = chunk.rows, at = offset[ci];
+      size_t n = chunk.rows;
       if (n == 0) continue;
       if (k == Kind::kStr && c.kind != Kind::kStr) ConvertToString(ctx, chunk, j, n);
-      std::memcpy(valid.data() + at, c.valid.data(), n);
+      valid.insert(valid.end(), c.valid.begin(), c.valid.begin() + static_cast<ptrdiff_t>(n));
       switch (k) {
         case Kind::kFloat:
           if (c.kind == Kind::kFloat) {
-            std::memcpy(col.mutable_doubles().data() + at, c.doubles.data(), n * sizeof(double));
+            doubles.insert(doubles.end(), c.doubles.begin(), c.doubles.end());
           } else if (c.kind == Kind::kInt) {
-            for (size_t i = 0; i < n; ++i) {
-              col.mutable_doubles()[at + i] = static_cast<double>(c.ints[i]);
-            }
+            for (int64_t v : c.ints) doubles.push_back(static_cast<double>(v));
+          } else {
+            doubles.insert(doubles.end(), n, 0.0);
           }
           break;
         case Kind::kStr: {
           std::vector<int32_t> remap(c.dict.size(), -1);
-          int32_t* out = col.mutable_codes().data() + at;
-          for (size_t i = 0; i < n; ++i) {
-            int32_t code = c.codes[i];
+          for (int32_t code : c.codes) {
             if (code >= 0) {
               int32_t& m = remap[static_cast<size_t>(code)];
               if (m < 0) m = col.Intern(c.dict[static_cast<size_t>(code)]);
               code = m;
             }
-            out[i] = code;
+            codes.push_back(code);
           }
           break;
         }
         default:
           if (c.kind != Kind::kUnknown) {
-            std::memcpy(col.mutable_ints().data() + at, c.ints.data(), n * sizeof(int64_t));
+            ints.insert(ints.end(), c.ints.begin(), c.ints.end());
+          } else {
+            ints.insert(ints.end(), n, 0);
           }
           break;
       }
       // Free the chunk's memory as soon as it is merged.
       c = ChunkColumn();
     }
+    pa = Prealloc();
   });
 
   CsvReadResult result;

@@ -34,17 +34,6 @@ void ParallelFor(size_t n, int threads, F&& f) {
   for (std::thread& th : pool) th.join();
 }
 
-// Puts the order statistic of every index in [ib, ie) (sorted, absolute) at its place in
-// [b, e), whose first element has absolute index `offset`.
-void MultiSelect(double* b, double* e, size_t offset, const size_t* ib, const size_t* ie) {
-  if (ib == ie || b >= e) return;
-  const size_t* mid = ib + (ie - ib) / 2;
-  double* kth = b + (*mid - offset);
-  std::nth_element(b, kth, e);
-  MultiSelect(b, kth, offset, ib, mid);
-  MultiSelect(kth + 1, e, *mid + 1, mid + 1, ie);
-}
-
 // numpy's _lerp: exact at both ends and monotonic.
 double Lerp(double a, double b, double t) {
   double diff = b - a;
@@ -62,28 +51,21 @@ std::vector<double> LinSpace(double start, double stop, int num) {
   return y;
 }
 
-void ProfileNumeric(const Column& c, const ProfileOptions& opts, ColumnProfile* p) {
-  std::vector<double> v;
-  v.reserve(c.size() - static_cast<size_t>(p->nulls));
-  const std::vector<uint8_t>& valid = c.valid();
-  size_t n = c.size();
-  if (c.type() == ColumnType::kFloat64) {
-    const double* d = c.doubles().data();
-    for (size_t i = 0; i < n; ++i) {
-      if (valid[i] && !std::isnan(d[i])) v.push_back(d[i]);
-    }
-  } else {
-    const int64_t* d = c.ints().data();
-    for (size_t i = 0; i < n; ++i) {
-      if (valid[i]) v.push_back(static_cast<double>(d[i]));
-    }
-  }
-  if (v.empty()) return;
-  size_t m = v.size();
-  double lo = v[0], hi = v[0];
-  double flo = INFINITY, fhi = -INFINITY;
+// Statistics of the non-null, non-NaN values of `data` (a column's raw storage), in three passes
+// and without copying the column: (1) count, min, max, sum; (2) squared deviations, the
+// histogram, and counts in fine bins; (3) the values of the fine bins that hold the order
+// statistics the quantiles need, each bin then selected on its own (small) copy.
+template <typename T>
+void ProfileValues(const T* data, const uint8_t* valid, size_t n, const ProfileOptions& opts,
+                   ColumnProfile* p) {
+  auto value = [&](size_t i) { return static_cast<double>(data[i]); };
+  size_t m = 0;
+  double lo = INFINITY, hi = -INFINITY, flo = INFINITY, fhi = -INFINITY;
   long double sum = 0;
-  for (double x : v) {
+  for (size_t i = 0; i < n; ++i) {
+    double x = value(i);
+    if (!valid[i] || std::isnan(x)) continue;
+    ++m;
     lo = std::min(lo, x);
     hi = std::max(hi, x);
     sum += x;
@@ -92,73 +74,129 @@ void ProfileNumeric(const Column& c, const ProfileOptions& opts, ColumnProfile* 
       fhi = std::max(fhi, x);
     }
   }
+  if (m == 0) return;
   double mean = static_cast<double>(sum / static_cast<long double>(m));
   p->min = lo;
   p->max = hi;
   p->mean = mean;
-  if (m >= 2) {
-    long double ss = 0;
-    for (double x : v) {
-      double dx = x - mean;
-      ss += static_cast<long double>(dx) * dx;
-    }
-    p->std = std::sqrt(static_cast<double>(ss / static_cast<long double>(m - 1)));
-  }
 
   // Histogram of the finite values (numpy.histogram with bins=opts.bins).
+  size_t bins = 0;
+  double first = flo, last = fhi, denom = 1, nb = 0;
   if (opts.bins > 0 && flo <= fhi) {
-    double first = flo, last = fhi;
     if (first == last) {
       first -= 0.5;
       last += 0.5;
     }
-    size_t bins = static_cast<size_t>(opts.bins);
+    bins = static_cast<size_t>(opts.bins);
     p->histogram.edges = LinSpace(first, last, opts.bins + 1);
     p->histogram.counts.assign(bins, 0);
-    const std::vector<double>& edges = p->histogram.edges;
-    double denom = last - first;
-    double nb = static_cast<double>(bins);
-    for (double x : v) {
-      if (!std::isfinite(x)) continue;
-      size_t i = static_cast<size_t>(((x - first) / denom) * nb);
-      if (i >= bins) i = bins - 1;
-      if (x < edges[i] && i > 0) --i;
-      if (i != bins - 1 && x >= edges[i + 1]) ++i;
-      ++p->histogram.counts[i];
+    denom = last - first;
+    nb = static_cast<double>(bins);
+  }
+  const double* edges = p->histogram.edges.data();
+  int64_t* counts = p->histogram.counts.data();
+
+  // Fine bins for the quantiles: a monotone map of the values (-inf first, +inf last).
+  constexpr size_t kFine = 4096;
+  std::vector<int64_t> fine(opts.quantiles.empty() ? 0 : kFine, 0);
+  double fscale = flo < fhi ? static_cast<double>(kFine) / (fhi - flo) : 0.0;
+  if (!std::isfinite(fscale)) fscale = 0.0;
+  auto fine_bin = [&](double x) -> size_t {
+    if (x < flo) return 0;
+    if (x > fhi) return kFine - 1;
+    double f = (x - flo) * fscale;
+    return f >= static_cast<double>(kFine - 1) ? kFine - 1 : static_cast<size_t>(f);
+  };
+
+  long double ss = 0;
+  for (size_t i = 0; i < n; ++i) {
+    double x = value(i);
+    if (!valid[i] || std::isnan(x)) continue;
+    double dx = x - mean;
+    ss += static_cast<long double>(dx) * dx;
+    if (!fine.empty()) ++fine[fine_bin(x)];
+    if (bins > 0 && std::isfinite(x)) {
+      size_t b = static_cast<size_t>(((x - first) / denom) * nb);
+      if (b >= bins) b = bins - 1;
+      if (x < edges[b] && b > 0) --b;
+      if (b != bins - 1 && x >= edges[b + 1]) ++b;
+      ++counts[b];
     }
   }
+  if (m >= 2) p->std = std::sqrt(static_cast<double>(ss / static_cast<long double>(m - 1)));
+  if (opts.quantiles.empty()) return;
 
-  // Quantiles: numpy's "linear" method on the order statistics it needs.
-  if (!opts.quantiles.empty()) {
-    std::vector<std::pair<double, size_t>> at;  // (gamma, lower index) per quantile
-    std::vector<size_t> need;
-    double dn = static_cast<double>(m);
-    for (double q : opts.quantiles) {
-      double vi = dn * q + (1 + q * (1 - 1 - 1)) - 1;
-      double prev = std::floor(vi);
-      double gamma = vi - prev;
-      size_t i;
-      if (vi <= 0) {
-        i = 0;
-        gamma = 0;
-      } else if (vi >= dn - 1) {
-        i = m - 1;
-        gamma = 0;
-      } else {
-        i = static_cast<size_t>(prev);
-      }
-      at.emplace_back(gamma, i);
-      need.push_back(i);
-      if (i + 1 < m) need.push_back(i + 1);
+  // numpy's "linear" method: each quantile needs the order statistics i and i + 1.
+  std::vector<std::pair<double, size_t>> at;  // (gamma, lower index) per quantile
+  std::vector<size_t> need;
+  double dn = static_cast<double>(m);
+  for (double q : opts.quantiles) {
+    double vi = dn * q + (1 + q * (1 - 1 - 1)) - 1;
+    double prev = std::floor(vi);
+    double gamma = vi - prev;
+    size_t i;
+    if (vi <= 0) {
+      i = 0;
+      gamma = 0;
+    } else if (vi >= dn - 1) {
+      i = m - 1;
+      gamma = 0;
+    } else {
+      i = static_cast<size_t>(prev);
     }
-    std::sort(need.begin(), need.end());
-    need.erase(std::unique(need.begin(), need.end()), need.end());
-    MultiSelect(v.data(), v.data() + m, 0, need.data(), need.data() + need.size());
-    for (size_t k = 0; k < opts.quantiles.size(); ++k) {
-      auto [gamma, i] = at[k];
-      double a = v[i], b = i + 1 < m ? v[i + 1] : v[i];
-      p->quantiles.emplace_back(opts.quantiles[k], Lerp(a, b, gamma));
+    at.emplace_back(gamma, i);
+    need.push_back(i);
+    if (i + 1 < m) need.push_back(i + 1);
+  }
+  // The fine bin of every needed order statistic, and its rank inside that bin.
+  std::vector<int64_t> start(kFine);
+  int64_t cum = 0;
+  for (size_t b = 0; b < kFine; ++b) {
+    start[b] = cum;
+    cum += fine[b];
+  }
+  std::vector<int32_t> slot(kFine, -1);
+  std::vector<std::vector<double>> gathered;
+  std::vector<std::pair<size_t, size_t>> where(need.size());  // (slot, rank in bin)
+  for (size_t k = 0; k < need.size(); ++k) {
+    size_t b = static_cast<size_t>(
+        std::upper_bound(start.begin(), start.end(), static_cast<int64_t>(need[k])) -
+        start.begin() - 1);
+    if (slot[b] < 0) {
+      slot[b] = static_cast<int32_t>(gathered.size());
+      gathered.emplace_back().reserve(static_cast<size_t>(fine[b]));
     }
+    where[k] = {static_cast<size_t>(slot[b]), need[k] - static_cast<size_t>(start[b])};
+  }
+  for (size_t i = 0; i < n; ++i) {
+    double x = value(i);
+    if (!valid[i] || std::isnan(x)) continue;
+    int32_t s = slot[fine_bin(x)];
+    if (s >= 0) gathered[static_cast<size_t>(s)].push_back(x);
+  }
+  std::vector<double> stat(need.size());
+  for (size_t k = 0; k < need.size(); ++k) {
+    std::vector<double>& g = gathered[where[k].first];
+    auto nth = g.begin() + static_cast<ptrdiff_t>(where[k].second);
+    std::nth_element(g.begin(), nth, g.end());
+    stat[k] = *nth;
+  }
+  auto order_stat = [&](size_t i) {
+    return stat[static_cast<size_t>(std::find(need.begin(), need.end(), i) - need.begin())];
+  };
+  for (size_t k = 0; k < opts.quantiles.size(); ++k) {
+    auto [gamma, i] = at[k];
+    double a = order_stat(i), b = i + 1 < m ? order_stat(i + 1) : a;
+    p->quantiles.emplace_back(opts.quantiles[k], Lerp(a, b, gamma));
+  }
+}
+
+void ProfileNumeric(const Column& c, const ProfileOptions& opts, ColumnProfile* p) {
+  if (c.type() == ColumnType::kFloat64) {
+    ProfileValues(c.doubles().data(), c.valid().data(), c.size(), opts, p);
+  } else {
+    ProfileValues(c.ints().data(), c.valid().data(), c.size(), opts, p);
   }
 }
 
