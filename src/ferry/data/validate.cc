@@ -624,6 +624,7 @@ class Checker {
       }
       case ColumnType::kFloat64: {
         std::unordered_set<uint64_t> seen;
+        seen.reserve(col.size());
         for (size_t row = 0; row < col.size(); ++row) {
           if (col.is_null(row)) continue;
           double v = col.float_at(row);
@@ -636,6 +637,7 @@ class Checker {
       }
       default: {
         std::unordered_set<int64_t> seen;
+        seen.reserve(col.size());
         for (size_t row = 0; row < col.size(); ++row) {
           if (col.is_null(row)) continue;
           if (!seen.insert(col.int_at(row)).second) repeat(row);
@@ -707,13 +709,13 @@ class Checker {
           1);
       return;
     }
-    std::optional<double> stat;
-    std::string detail;
     if (rule.kind == RuleKind::kKs && cur_string) {
       Add(rule, fmt::format("ks needs a numeric column; '{}' is string, not checked", col.name()),
           1);
       return;
     }
+    std::optional<double> stat;
+    std::string detail;  // how the statistic was computed, or why it could not be
     if (rule.kind == RuleKind::kPsi) {
       stat = cur_string ? CategoryPsi(*ref, col, &detail) : NumericPsi(*ref, col, &detail);
     } else {
@@ -743,8 +745,8 @@ class Checker {
     return psi;
   }
 
-  // The non-NaN, non-null values of a numeric column, sorted.
-  static std::vector<double> SortedValues(const Column& col) {
+  // The non-NaN, non-null values of a numeric column, in row order.
+  static std::vector<double> Values(const Column& col) {
     std::vector<double> v;
     v.reserve(col.size());
     for (size_t row = 0; row < col.size(); ++row) {
@@ -752,7 +754,6 @@ class Checker {
       double x = col.AsDouble(row);
       if (!std::isnan(x)) v.push_back(x);
     }
-    std::sort(v.begin(), v.end());
     return v;
   }
 
@@ -771,7 +772,7 @@ class Checker {
           fmt::format("the reference profile of '{}' has no histogram, not checked", col.name());
       return std::nullopt;
     }
-    std::vector<double> values = SortedValues(col);
+    std::vector<double> values = Values(col);
     if (values.empty()) {
       *detail = fmt::format("column '{}' has no values to compare, not checked", col.name());
       return std::nullopt;
@@ -852,7 +853,8 @@ class Checker {
           fmt::format("the reference profile of '{}' has no histogram, not checked", col.name());
       return std::nullopt;
     }
-    std::vector<double> values = SortedValues(col);
+    std::vector<double> values = Values(col);
+    std::sort(values.begin(), values.end());
     if (values.empty()) {
       *detail = fmt::format("column '{}' has no values to compare, not checked", col.name());
       return std::nullopt;

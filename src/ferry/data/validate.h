@@ -71,9 +71,10 @@
 //
 // Example:
 //   FERRY_ASSIGN_OR_RETURN(RuleSet rules, LoadRules("checks/customers.yaml"));
-//   ValidationReport report = Validate(rules, table, {.now_micros = clock.NowMicros(),
-//                                                     .reference = &profile,
-//                                                     .dataset = "customers@7"});
+//   ValidateOptions opts{.now_micros = absl::ToUnixMicros(clock.Now()),
+//                        .reference = &profile,  // of rules.reference, loaded by the caller
+//                        .dataset = "customers@7"};
+//   ValidationReport report = Validate(rules, table, opts);
 //   std::cout << report.ToText();
 //   if (!report.passed()) return absl::FailedPreconditionError("data validation failed");
 

@@ -4,6 +4,7 @@
 
 #include "ferry/data/validate.h"
 
+#include <cmath>
 #include <ostream>
 #include <string>
 
@@ -237,7 +238,7 @@ TEST(ValidateTest, DistributionColumnAbsentFromReference) {
   EXPECT_EQ(report.violations[1].rule, "ks");
 }
 
-TEST(ValidateTest, KsIsZeroForDataMatchingTheHistogramAndOneForDisjointData) {
+TEST(ValidateTest, KsIsOneStepForDataMatchingTheHistogramAndOneForDisjointData) {
   Profile reference = Reference();
   absl::StatusOr<RuleSet> rules =
       ParseRules("distribution: { columns: { charges: { ks: 0 } } }", "r.yaml");
@@ -293,6 +294,41 @@ TEST(ValidateTest, SamplesAreAtMostFiveDistinctValues) {
   ASSERT_EQ(report.violations.size(), 1u);
   EXPECT_EQ(report.violations[0].count, 7);
   EXPECT_EQ(report.violations[0].samples, (std::vector<std::string>{"7", "8", "9", "10", "11"}));
+}
+
+TEST(ValidateTest, RangeCountsNanAsOutsideAndSkipsNulls) {
+  Table t;
+  Column& x = t.AddColumn("x", ColumnType::kFloat64);
+  x.AppendDouble(1);
+  x.AppendNull();
+  x.AppendDouble(std::nan(""));
+  x.AppendDouble(-0.5);
+  absl::StatusOr<RuleSet> rules = ParseRules("schema: { x: { range: [0, 1] } }", "r.yaml");
+  ASSERT_TRUE(rules.ok()) << rules.status();
+  ValidationReport report = Validate(*rules, t, Options(nullptr));
+  ASSERT_EQ(report.violations.size(), 1u);
+  EXPECT_EQ(report.violations[0].count, 2);
+  EXPECT_EQ(report.violations[0].samples, (std::vector<std::string>{"nan", "-0.5"}));
+}
+
+TEST(ValidateTest, RulesOnColumnsOfAnotherTypeAreReportedNotChecked) {
+  absl::StatusOr<RuleSet> rules = ParseRules(
+      "schema:\n"
+      "  plan: { range: [0, 1] }\n"
+      "  tenure: { range: { min: '2026-01-01' } }\n"
+      "  charges: { allowed: [20, 50] }\n",
+      "r.yaml");
+  ASSERT_TRUE(rules.ok()) << rules.status();
+  ValidationReport report = Validate(*rules, Customers(), Options(nullptr));
+  ASSERT_EQ(report.violations.size(), 3u);
+  EXPECT_EQ(report.violations[0].message,
+            "range needs a numeric column; 'plan' is string, not checked");
+  EXPECT_EQ(report.violations[1].message,
+            "range is written in timestamps but 'tenure' is int64, not checked");
+  // Floats compare by their text, as CSV writes them.
+  EXPECT_EQ(report.violations[2].count, 4);
+  EXPECT_EQ(report.violations[2].samples,
+            (std::vector<std::string>{"10.5", "35.25", "-2", "99.5"}));
 }
 
 TEST(ParseRulesTest, ParsesEveryField) {
