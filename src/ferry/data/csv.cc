@@ -397,6 +397,36 @@ bool ParseDouble(std::string_view s, double* v) {
   return (r.ec == std::errc() || r.ec == std::errc::result_out_of_range) && r.ptr == e;
 }
 
+// Clinger's fast path for the common "[-]digits[.digits]" with at most 15 digits: the mantissa
+// and 10^k are exact doubles, so one correctly rounded division gives the correctly rounded value,
+// the same double fast_float returns. Anything else (exponents, inf/nan, long mantissas) returns
+// false and goes to fast_float.
+bool ParseSimpleDecimal(const char* p, const char* end, double* out, const char** stop) {
+  static constexpr double kPow10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                      1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+  bool neg = p < end && *p == '-';
+  if (neg) ++p;
+  const char* start = p;
+  uint64_t m = 0;
+  while (p < end && static_cast<unsigned>(*p - '0') < 10)
+    m = m * 10 + static_cast<unsigned>(*p++ - '0');
+  size_t digits = static_cast<size_t>(p - start);
+  size_t frac = 0;
+  if (p < end && *p == '.') {
+    const char* fs = ++p;
+    while (p < end && static_cast<unsigned>(*p - '0') < 10)
+      m = m * 10 + static_cast<unsigned>(*p++ - '0');
+    frac = static_cast<size_t>(p - fs);
+    digits += frac;
+  }
+  if (digits == 0 || digits > 15 || (p < end && (*p == 'e' || *p == 'E'))) return false;
+  double v = static_cast<double>(m);
+  if (frac > 0) v /= kPow10[frac];
+  *out = neg ? -v : v;
+  *stop = p;
+  return true;
+}
+
 bool EqualsNoCase(std::string_view s, std::string_view lower) {
   if (s.size() != lower.size()) return false;
   for (size_t i = 0; i < s.size(); ++i) {
@@ -753,9 +783,11 @@ bool FastNumericRow(const Context& ctx, Chunk& chunk, const char*& p, const char
     const char* e;
     if (c.kind == Kind::kFloat) {
       double x;
-      auto r = fast_float::from_chars(q, tend, x);
-      if (r.ec != std::errc() || r.ptr == q) break;
-      e = r.ptr;
+      if (!ParseSimpleDecimal(q, tend, &x, &e)) {
+        auto r = fast_float::from_chars(q, tend, x);
+        if (r.ec != std::errc() || r.ptr == q) break;
+        e = r.ptr;
+      }
       c.doubles.push_back(x);
     } else {
       int64_t x;

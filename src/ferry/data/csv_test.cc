@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <random>
 
+#include "fast_float/fast_float.h"
 #include "ferry/common/fs.h"
 #include "ferry/common/hash.h"
 #include "ferry/common/status.h"
@@ -468,6 +469,71 @@ TEST(CsvRead, ParallelParseEqualsSequential) {
     ++pos;
   }
   EXPECT_EQ(b.line, line);
+}
+
+// Rows of numbers only take a fast path; its values must be the very doubles fast_float parses
+// from the same text, whatever the spelling, and nulls, late floats in an int column and bad
+// rows must fall back to the general path.
+TEST(CsvRead, NumericFastPathParsesExactly) {
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> unit(-1, 1);
+  std::vector<std::string> spelled;
+  std::string text = "x,i\n";
+  for (int r = 0; r < 20000; ++r) {
+    double v = unit(rng) * std::pow(10.0, static_cast<int>(rng() % 30) - 12);
+    std::string s;
+    switch (rng() % 8) {
+      case 0:
+        s = fmt::format("{}", v);
+        break;  // shortest, up to 17 digits, maybe an exponent
+      case 1:
+        s = fmt::format("{:e}", v);
+        break;
+      case 2:
+        s = fmt::format("{:.1f}", v);
+        break;
+      case 3:
+        s = fmt::format("{:.15f}", v);
+        break;
+      case 4:
+        s = r % 3 ? "-0.0" : ".5";
+        break;
+      case 5:
+        s = "5.";
+        break;
+      default:
+        s = fmt::format("{:.{}f}", v, rng() % 7);
+        break;
+    }
+    spelled.push_back(s);
+    std::string i = r == 15000 ? "2.5" : fmt::format("{}", r);
+    if (r % 997 == 5) i = "";          // a null
+    if (r % 1999 == 7) i += ",extra";  // a bad row
+    text += fmt::format("{},{}\n", s, i);
+  }
+  for (int threads : {1, 2}) {
+    CsvReadResult r =
+        Read(text, {.on_bad_row = BadRowPolicy::kSkip, .max_bad_rows = 100, .threads = threads});
+    const Column& x = r.table.column("x");
+    const Column& i = r.table.column("i");
+    ASSERT_EQ(x.type(), ColumnType::kFloat64);
+    ASSERT_EQ(i.type(), ColumnType::kFloat64);  // ints until row 15000
+    EXPECT_EQ(r.bad_row_count, 11u);
+    size_t row = 0;
+    for (int k = 0; k < 20000; ++k) {
+      if (k % 1999 == 7) continue;
+      double want;
+      const std::string& s = spelled[static_cast<size_t>(k)];
+      fast_float::from_chars(s.data(), s.data() + s.size(), want);
+      ASSERT_TRUE(SameDouble(x.float_at(row), want)) << s << " at row " << row;
+      ASSERT_EQ(i.is_null(row), k % 997 == 5) << row;
+      if (!i.is_null(row)) {
+        ASSERT_EQ(i.float_at(row), k == 15000 ? 2.5 : k) << row;
+      }
+      ++row;
+    }
+    EXPECT_EQ(row, r.table.num_rows());
+  }
 }
 
 TEST(CsvRead, ParseBadRowPolicy) {

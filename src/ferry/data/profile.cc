@@ -82,7 +82,7 @@ void ProfileValues(const T* data, const uint8_t* valid, size_t n, const ProfileO
 
   // Histogram of the finite values (numpy.histogram with bins=opts.bins).
   size_t bins = 0;
-  double first = flo, last = fhi, denom = 1, nb = 0;
+  double first = flo, last = fhi, denom = 1;
   if (opts.bins > 0 && flo <= fhi) {
     if (first == last) {
       first -= 0.5;
@@ -91,8 +91,9 @@ void ProfileValues(const T* data, const uint8_t* valid, size_t n, const ProfileO
     bins = static_cast<size_t>(opts.bins);
     p->histogram.edges = LinSpace(first, last, opts.bins + 1);
     p->histogram.counts.assign(bins, 0);
-    denom = last - first;
-    nb = static_cast<double>(bins);
+    // numpy divides by (last - first); a multiplication is as good for the first guess, which
+    // the comparisons with the edges below correct to numpy's bin.
+    denom = static_cast<double>(bins) / (last - first);
   }
   const double* edges = p->histogram.edges.data();
   int64_t* counts = p->histogram.counts.data();
@@ -117,7 +118,7 @@ void ProfileValues(const T* data, const uint8_t* valid, size_t n, const ProfileO
     ss += static_cast<long double>(dx) * dx;
     if (!fine.empty()) ++fine[fine_bin(x)];
     if (bins > 0 && std::isfinite(x)) {
-      size_t b = static_cast<size_t>(((x - first) / denom) * nb);
+      size_t b = static_cast<size_t>((x - first) * denom);
       if (b >= bins) b = bins - 1;
       if (x < edges[b] && b > 0) --b;
       if (b != bins - 1 && x >= edges[b + 1]) ++b;
