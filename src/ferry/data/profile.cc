@@ -58,21 +58,33 @@ std::vector<double> LinSpace(double start, double stop, int num) {
 template <typename T>
 void ProfileValues(const T* data, const uint8_t* valid, size_t n, const ProfileOptions& opts,
                    ColumnProfile* p) {
-  auto value = [&](size_t i) { return static_cast<double>(data[i]); };
+  auto value = [data](size_t i) { return static_cast<double>(data[i]); };
+  // Pass 1 in locals only (nothing here is captured by reference, so it all stays in registers).
   size_t m = 0;
   double lo = INFINITY, hi = -INFINITY, flo = INFINITY, fhi = -INFINITY;
   long double sum = 0;
-  for (size_t i = 0; i < n; ++i) {
-    double x = value(i);
-    if (!valid[i] || std::isnan(x)) continue;
-    ++m;
-    lo = std::min(lo, x);
-    hi = std::max(hi, x);
-    sum += x;
-    if (std::isfinite(x)) {
-      flo = std::min(flo, x);
-      fhi = std::max(fhi, x);
+  {
+    size_t m1 = 0;
+    double lo1 = INFINITY, hi1 = -INFINITY, flo1 = INFINITY, fhi1 = -INFINITY;
+    long double sum1 = 0;
+    for (size_t i = 0; i < n; ++i) {
+      double x = value(i);
+      if (!valid[i] || std::isnan(x)) continue;
+      ++m1;
+      lo1 = std::min(lo1, x);
+      hi1 = std::max(hi1, x);
+      sum1 += x;
+      if (std::isfinite(x)) {
+        flo1 = std::min(flo1, x);
+        fhi1 = std::max(fhi1, x);
+      }
     }
+    m = m1;
+    lo = lo1;
+    hi = hi1;
+    flo = flo1;
+    fhi = fhi1;
+    sum = sum1;
   }
   if (m == 0) return;
   double mean = static_cast<double>(sum / static_cast<long double>(m));
@@ -103,7 +115,7 @@ void ProfileValues(const T* data, const uint8_t* valid, size_t n, const ProfileO
   std::vector<int64_t> fine(opts.quantiles.empty() ? 0 : kFine, 0);
   double fscale = flo < fhi ? static_cast<double>(kFine) / (fhi - flo) : 0.0;
   if (!std::isfinite(fscale)) fscale = 0.0;
-  auto fine_bin = [&](double x) -> size_t {
+  auto fine_bin = [flo, fhi, fscale](double x) -> size_t {
     if (x < flo) return 0;
     if (x > fhi) return kFine - 1;
     double f = (x - flo) * fscale;
