@@ -1,7 +1,9 @@
 """Helpers shared by the quick-start steps: the runner contract's paths and CSV I/O (stdlib only)."""
 import csv
+import io
 import json
 import os
+import subprocess
 
 
 def params():
@@ -19,6 +21,16 @@ def output(filename):
 
 
 def read_csv(path):
+    """Reads a CSV file; ferry's datasets are zstd-compressed (.csv.zst)."""
+    if path.endswith(".zst"):
+        try:
+            import zstandard  # python3-zstandard
+            with open(path, "rb") as f:
+                text = zstandard.ZstdDecompressor().stream_reader(f).read().decode()
+        except ImportError:
+            text = subprocess.run(["zstd", "-dc", path], check=True, capture_output=True,
+                                  text=True).stdout
+        return list(csv.DictReader(io.StringIO(text, newline="")))
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
 

@@ -6,7 +6,7 @@ import os
 from common import channel, fail, output, params, read_csv
 
 p = params()
-rows = read_csv(os.path.join(channel("features"), "test.csv"))
+rows = read_csv(os.path.join(channel("features"), "test.csv.zst"))
 
 
 def predict(model, r):

@@ -11,7 +11,7 @@ ap.add_argument("--model", choices=["logistic", "baseline"], required=True)
 ap.add_argument("--epochs", type=int, default=50)
 args = ap.parse_args()
 
-rows = read_csv(os.path.join(channel("features"), "train.csv"))
+rows = read_csv(os.path.join(channel("features"), "train.csv.zst"))
 features = [c for c in rows[0] if c != "churned"]
 X = [[float(r[c]) for c in features] for r in rows]
 y = [int(r["churned"]) for r in rows]

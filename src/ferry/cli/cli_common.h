@@ -64,5 +64,7 @@ void RegisterCancelCommand(CLI::App& app, GlobalOptions& g, int& rc);
 void RegisterStatesCommand(CLI::App& app, GlobalOptions& g, int& rc);
 void RegisterRenderCommand(CLI::App& app, GlobalOptions& g, int& rc);
 void RegisterTaskCommand(CLI::App& app, GlobalOptions& g, int& rc);
+void RegisterDatasetsCommand(CLI::App& app, GlobalOptions& g, int& rc);
+void RegisterValidateDataCommand(CLI::App& app, GlobalOptions& g, int& rc);
 
 }  // namespace ferry::cli

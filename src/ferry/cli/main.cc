@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
   ferry::cli::RegisterCancelCommand(app, global, rc);
   ferry::cli::RegisterStatesCommand(app, global, rc);
   ferry::cli::RegisterRenderCommand(app, global, rc);
+  ferry::cli::RegisterDatasetsCommand(app, global, rc);
+  ferry::cli::RegisterValidateDataCommand(app, global, rc);
   ferry::cli::RegisterTaskCommand(app, global, rc);
   try {
     app.parse(argc, argv);

@@ -23,8 +23,18 @@ int TaskMain(const std::string& kind_name) {
     return Fail(absl::InvalidArgumentError(
         "FERRY_WORKDIR is not set: `ferry task` is started by the scheduler, not by hand"));
   }
+  auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v == nullptr ? "" : v);
+  };
   pipeline::TaskContext ctx;
   ctx.workdir = workdir;
+  ctx.project_dir = env("FERRY_PROJECT_DIR");
+  ctx.lake_uri = env("FERRY_LAKE");
+  ctx.run_id = env("FERRY_RUN_ID");
+  ctx.pipeline = env("FERRY_PIPELINE");
+  ctx.task = env("FERRY_TASK");
+  ctx.run_ts = env("FERRY_RUN_TS");
   auto step = ReadFile(ctx.workdir + "/input/config/step.json");
   if (!step.ok()) return Fail(step.status());
   auto params = ReadFile(ctx.workdir + "/input/config/params.json");

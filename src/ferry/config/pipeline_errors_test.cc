@@ -255,7 +255,7 @@ steps:
   EXPECT_EQ(prepare.overrides.retries, 2);
   EXPECT_FALSE(prepare.overrides.cpu.has_value());
   EXPECT_TRUE(prepare.needs.empty());
-  EXPECT_TRUE(prepare.cache);
+  EXPECT_EQ(prepare.cache, std::nullopt);  // the kind's default
 
   const StepSpec& train = spec->steps[1];
   EXPECT_EQ(train.needs, std::vector<std::string>{"prepare"});
@@ -268,7 +268,7 @@ steps:
   EXPECT_EQ(train.overrides.gpu, 1);
   EXPECT_EQ(train.overrides.env,
             (std::map<std::string, std::string>{{"MODE", "fast"}, {"SEED", "42"}}));
-  EXPECT_FALSE(train.cache);
+  EXPECT_EQ(train.cache, false);
   EXPECT_EQ(train.overrides.image, "python:3.12");
   EXPECT_EQ(train.overrides.retry_backoff, absl::Seconds(2));
   EXPECT_EQ(train.overrides.retry_backoff_max, absl::Minutes(1));

@@ -180,7 +180,9 @@ class PipelineParser {
       auto it = kinds_.find(e.key);
       if (it == kinds_.end()) continue;
       kinds.push_back(e.key);
-      extras.insert(it->second.begin(), it->second.end());
+      for (const std::string& k : it->second) {
+        if (k != kKindValueIsStep) extras.insert(k);
+      }
     }
     std::string where = fmt::format("step '{}'", step->name);
     bool kind_typo = false;  // an unknown key that is a near miss of a kind key
@@ -196,6 +198,7 @@ class PipelineParser {
                                   step->name, internal::JoinNames(kinds)));
         }
         RecordField(e, step);
+        if (kinds_.at(e.key).contains(kKindValueIsStep)) StepRefOfKind(e, where);
       } else if (extras.contains(e.key) || (kinds.empty() && !KindOwning(e.key).empty())) {
         RecordField(e, step);
       } else if (std::string owner = KindOwning(e.key); !owner.empty()) {
@@ -215,6 +218,19 @@ class PipelineParser {
       diags_->Add(step->loc, fmt::format("step '{}' has no kind: add one of: {}", step->name,
                                          internal::JoinNames(kind_keys_)));
     }
+  }
+
+  // `validate: extract` / `train: features.train`: the value (up to a dot) is an upstream step.
+  void StepRefOfKind(const Entry& e, const std::string& where) {
+    if (!e.value.IsScalar() || e.value.Scalar().empty()) {
+      diags_->Add(e.value_loc,
+                  fmt::format("invalid {} in {}: must name the upstream step whose output it "
+                              "reads (e.g. {}: extract), got {}",
+                              e.key, where, e.key, Describe(e.value)));
+      return;
+    }
+    const std::string& v = e.value.Scalar();
+    needs_.back().push_back(NameRef{v.substr(0, v.find('.')), e.value_loc});
   }
 
   // The kind whose extra keys include `key`, or "".
@@ -441,14 +457,20 @@ const StepSpec* PipelineSpec::FindStep(const std::string& name) const {
   return nullptr;
 }
 
+PipelineSpec ParsePipeline(const std::string& path, const ProjectConfig& project,
+                           const StepKindSchemas& kinds, Diagnostics* diags) {
+  PipelineSpec spec;
+  spec.file = path;
+  if (std::optional<YamlFile> file = internal::LoadYamlFile(path, diags)) {
+    PipelineParser(*file, project, kinds, &spec, diags).Parse();
+  }
+  return spec;
+}
+
 absl::StatusOr<PipelineSpec> LoadPipeline(const std::string& path, const ProjectConfig& project,
                                           const StepKindSchemas& kinds, Diagnostics* diags) {
   Diagnostics found;
-  PipelineSpec spec;
-  spec.file = path;
-  if (std::optional<YamlFile> file = internal::LoadYamlFile(path, &found)) {
-    PipelineParser(*file, project, kinds, &spec, &found).Parse();
-  }
+  PipelineSpec spec = ParsePipeline(path, project, kinds, &found);
   // Appended, so that a caller collecting the errors of several files keeps them all.
   if (diags != nullptr) {
     for (const Diagnostic& d : found.items()) diags->Add(d.loc, d.message);

@@ -25,6 +25,7 @@
 // depend on the modules that implement them. Not thread-safe; immutable after parsing.
 
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -39,6 +40,10 @@ namespace ferry::config {
 
 // For each step kind: its kind key (also the kind's name) and the other keys it accepts.
 using StepKindSchemas = std::map<std::string, std::set<std::string>>;
+// In a kind's key set: the kind key's value names an upstream step (`validate: extract`, or
+// `train: features.train` with a part after the dot). The parser adds it to the step's needs and
+// checks it like a need.
+inline constexpr const char* kKindValueIsStep = "<step>";
 
 struct ParamSpec {
   std::string name;
@@ -54,7 +59,7 @@ struct StepSpec {
   std::string template_name;       // empty = none
   ResourceSpec overrides;          // the step's own resource fields
   std::vector<std::string> files;  // project-relative files hashed into the cache key
-  bool cache = true;               // false: never a cache hit
+  std::optional<bool> cache;       // false: never a cache hit; unset: the kind's default
   std::string description;
   // The kind key's value and the kind's other keys, as JSON (e.g. {"command": "echo hi"} or
   // {"command": ["python3", "x.py"]}), and where each was written.
@@ -74,6 +79,10 @@ struct PipelineSpec {
 
 // Parses and validates `path`. On errors, returns InvalidArgument whose message lists them all
 // (Diagnostics::ToString); `diags`, when given, receives them as structured items.
+// The same, returning what could be parsed even when there are errors (added to `diags`), so
+// that later checks (of the step kinds) can report theirs in the same pass.
+PipelineSpec ParsePipeline(const std::string& path, const ProjectConfig& project,
+                           const StepKindSchemas& kinds, Diagnostics* diags);
 absl::StatusOr<PipelineSpec> LoadPipeline(const std::string& path, const ProjectConfig& project,
                                           const StepKindSchemas& kinds,
                                           Diagnostics* diags = nullptr);

@@ -36,7 +36,8 @@ class CommandStep final : public StepKind {
  public:
   std::string name() const override { return "command"; }
 
-  void Validate(const config::StepSpec& step, config::Diagnostics* diags) const override {
+  void Validate(const config::StepSpec& step, const config::ProjectConfig&,
+                config::Diagnostics* diags) const override {
     const nlohmann::json& cmd = step.fields["command"];
     config::SourceLoc loc = step.loc;
     if (auto it = step.field_locs.find("command"); it != step.field_locs.end()) loc = it->second;

@@ -17,7 +17,18 @@ using nlohmann::json;
 absl::StatusOr<json> RenderJson(const json& value, const config::TemplateContext& ctx,
                                 const std::string& where) {
   if (value.is_string()) {
-    absl::StatusOr<std::string> s = config::RenderTemplate(value.get<std::string>(), ctx);
+    // A value that is one parameter and nothing else keeps the parameter's type
+    // (`test: "{{ params.test_fraction }}"` is the number 0.25, not the text "0.25").
+    const std::string& text = value.get<std::string>();
+    if (text.starts_with("{{") && text.ends_with("}}") && text.find("{{", 2) == std::string::npos) {
+      std::string inner = text.substr(2, text.size() - 4);
+      inner.erase(0, inner.find_first_not_of(' '));
+      inner.erase(inner.find_last_not_of(' ') + 1);
+      if (inner.starts_with("params.") && ctx.params.contains(inner.substr(7))) {
+        return ctx.params[inner.substr(7)];
+      }
+    }
+    absl::StatusOr<std::string> s = config::RenderTemplate(text, ctx);
     if (!s.ok()) {
       return absl::InvalidArgumentError(fmt::format("{}: {}", where, s.status().message()));
     }
@@ -254,7 +265,12 @@ absl::StatusOr<ResolvedPipeline> Resolve(
     step.name = s.name;
     step.kind = s.kind;
     step.needs = s.needs;
-    step.cache = s.cache;
+    const StepKind* kind = registry.Find(s.kind);
+    if (kind == nullptr) {
+      return absl::InvalidArgumentError(fmt::format("{}: {}: unknown step kind '{}'",
+                                                    config::FormatLoc(s.loc), s.name, s.kind));
+    }
+    step.cache = s.cache.value_or(kind->DefaultCache());
     FERRY_ASSIGN_OR_RETURN(step.resources, config::ResolveTemplate(project, s.template_name));
     config::MergeInto(s.overrides, &step.resources);
     std::string where = fmt::format("{}: step '{}'", config::FormatLoc(s.loc), s.name);
@@ -266,9 +282,10 @@ absl::StatusOr<ResolvedPipeline> Resolve(
       FERRY_ASSIGN_OR_RETURN(std::string rendered, config::RenderTemplate(f, ctx));
       step.files.push_back(rendered);
     }
-    const StepKind* kind = registry.Find(s.kind);
-    if (kind == nullptr) {
-      return absl::InvalidArgumentError(fmt::format("{}: unknown step kind '{}'", where, s.kind));
+    for (std::string& f : kind->Files(step)) {
+      if (std::find(step.files.begin(), step.files.end(), f) == step.files.end()) {
+        step.files.push_back(std::move(f));
+      }
     }
     FERRY_ASSIGN_OR_RETURN(step.argv, kind->Argv(step, self_exe));
     p.steps.push_back(std::move(step));

@@ -29,6 +29,9 @@ const StepKindRegistry& StepKindRegistry::Default() {
     auto* r = new StepKindRegistry();
     // One line per built-in kind; each kind is one self-contained file.
     r->Add(MakeCommandStep());
+    r->Add(MakeSqlStep());
+    r->Add(MakeValidateStep());
+    r->Add(MakeTransformStep());
     return r;
   }();
   return *registry;
@@ -40,13 +43,17 @@ absl::StatusOr<config::PipelineSpec> LoadAndValidate(const std::string& path,
                                                      config::Diagnostics* diags) {
   config::Diagnostics local;
   config::Diagnostics& d = diags ? *diags : local;
-  absl::StatusOr<config::PipelineSpec> spec =
-      config::LoadPipeline(path, project, registry.Schemas(), &d);
-  if (!spec.ok()) return spec.status();
-  for (const config::StepSpec& step : spec->steps) {
-    if (const StepKind* kind = registry.Find(step.kind)) kind->Validate(step, &d);
+  size_t before = d.size();
+  config::PipelineSpec spec = config::ParsePipeline(path, project, registry.Schemas(), &d);
+  // The kinds check their own fields even when the file has other errors: all errors at once.
+  for (const config::StepSpec& step : spec.steps) {
+    if (const StepKind* kind = registry.Find(step.kind)) kind->Validate(step, project, &d);
   }
-  if (!d.empty()) return d.ToStatus();
+  if (d.size() != before) {
+    config::Diagnostics mine;
+    for (size_t i = before; i < d.size(); ++i) mine.Add(d.items()[i].loc, d.items()[i].message);
+    return mine.ToStatus();
+  }
   return spec;
 }
 

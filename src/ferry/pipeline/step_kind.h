@@ -1,5 +1,5 @@
 #pragma once
-// StepKind: one kind of pipeline step (command; later sql, validate, transform, train, ...).
+// StepKind: one kind of pipeline step (command, sql, validate, transform; later train, ...).
 // Each kind lives in one file (`<kind>_step.cc`) and is added to the registry in one line of
 // StepKindRegistry::Default() (step_kind.cc); the parser learns its keys from the registry, and
 // the scheduler asks it for the process to launch. Built-in kinds run as `ferry task --kind K` in
@@ -29,9 +29,15 @@ struct ResolvedStep;
 
 // What a built-in kind's task process sees (the runner contract's folders, see workdir.h).
 struct TaskContext {
-  std::string workdir;    // runs/<pipeline>/<run>/<task> in the lake, as a local folder
-  nlohmann::json step;    // the ResolvedStep as JSON
-  nlohmann::json params;  // the frozen parameters
+  std::string workdir;      // runs/<pipeline>/<run>/<task> in the lake, as a local folder
+  nlohmann::json step;      // the ResolvedStep as JSON
+  nlohmann::json params;    // the frozen parameters
+  std::string project_dir;  // FERRY_PROJECT_DIR: where ferry.yaml and the step's files are
+  std::string lake_uri;     // FERRY_LAKE
+  std::string run_id;       // FERRY_RUN_ID
+  std::string pipeline;     // FERRY_PIPELINE
+  std::string task;         // FERRY_TASK
+  std::string run_ts;       // FERRY_RUN_TS: the run's start, "now" for checks of freshness
 };
 
 class StepKind {
@@ -41,8 +47,15 @@ class StepKind {
   virtual std::string name() const = 0;
   // Keys besides the kind key that this kind accepts in a step.
   virtual std::set<std::string> extra_keys() const { return {}; }
+  // Whether a step of this kind may be a cache hit when the pipeline does not say (`cache:`).
+  // False for kinds that read the outside world (a database may change under the same SQL).
+  virtual bool DefaultCache() const { return true; }
+  // Project-relative files the step reads (its .sql, its rules): hashed into the cache key.
+  virtual std::vector<std::string> Files(const ResolvedStep&) const { return {}; }
   // Checks the kind's own fields (step.fields), adding an error per problem.
-  virtual void Validate(const config::StepSpec& step, config::Diagnostics* diags) const = 0;
+  // `project` gives the connections and the project folder (files the step names must exist).
+  virtual void Validate(const config::StepSpec& step, const config::ProjectConfig& project,
+                        config::Diagnostics* diags) const = 0;
   // The process of a resolved step. `self_exe` is the running ferry binary, for built-in kinds.
   virtual absl::StatusOr<std::vector<std::string>> Argv(const ResolvedStep& step,
                                                         const std::string& self_exe) const = 0;
@@ -64,6 +77,9 @@ class StepKindRegistry {
 
 // Factories, one per kind file.
 std::unique_ptr<StepKind> MakeCommandStep();
+std::unique_ptr<StepKind> MakeSqlStep();
+std::unique_ptr<StepKind> MakeValidateStep();
+std::unique_ptr<StepKind> MakeTransformStep();
 
 // Parses and validates a pipeline file with the kinds of `registry`: config checks plus each
 // kind's own checks, all errors reported at once.

@@ -98,6 +98,7 @@ absl::StatusOr<std::map<std::string, std::string>> PrepareWorkdir(
   env["FERRY_TASK"] = step.name;
   env["FERRY_ATTEMPT"] = fmt::format("{}", attempt);
   env["FERRY_RUN_DATE"] = p.vars.at("run.date");
+  env["FERRY_RUN_TS"] = p.vars.at("run.ts");
   env["FERRY_WORKDIR"] = task_dir;
   env["FERRY_PARAMS"] = config_dir + "/params.json";
   env["FERRY_PROJECT_DIR"] = p.project_dir;
