@@ -142,6 +142,14 @@ def first_line(cmd):
         return "unknown"
 
 runs = {t: times(t) for t in ("ferry", "pandas")}
+
+def cpu_time(key):
+    # hyperfine's mean user + system time: CPU consumed, less sensitive to other work than wall
+    with open(f"{work}/timings/{key}.json") as f:
+        r = json.load(f)["results"][0]
+    return r["user"] + r["system"]
+
+cpu_s = {t: cpu_time(t) for t in ("ferry", "pandas")}
 wall = {t: statistics.median(v) for t, v in runs.items()}
 speedup = wall["pandas"] / wall["ferry"]
 cpu = "unknown"
@@ -162,6 +170,7 @@ result = {
     "statistic": "median",
     "wall_s": wall,
     "speedup": {"vs_pandas": speedup},
+    "cpu_s": cpu_s,
     "target": "speedup >= 4",
     "target_met": speedup >= 4,
     "runs_s": runs,
@@ -196,6 +205,7 @@ print(f"  {'tool':<34} {'wall s':>8}  {'speedup':>8}")
 print(f"  {'ferry (data_bench)':<34} {wall['ferry']:>8.3f}")
 print(f"  {'pandas read_csv+describe+histogram':<34} {wall['pandas']:>8.3f}  {speedup:>7.2f}x  "
       f"target ferry >= 4x faster: {'met' if speedup >= 4 else 'MISSED'}")
+print(f"  CPU time (user + system, mean): ferry {cpu_s['ferry']:.3f} s, pandas {cpu_s['pandas']:.3f} s")
 print(f"  ferry phases of one run: {ferry_line}")
 try:
     busy = float(load_before.split()[0]) > 0.5 * os.cpu_count()
