@@ -514,7 +514,6 @@ struct RawBadRow {
 // into the text (or into `owned` when unescaped).
 struct ChunkColumn {
   Kind kind = Kind::kUnknown;
-  bool declared = false;
   PodBuf<uint8_t> valid;
   PodBuf<int64_t> ints;
   PodBuf<double> doubles;
@@ -837,7 +836,6 @@ void ParseChunk(const Context& ctx, Chunk& chunk) {
   for (size_t j = 0; j < ctx.ncols; ++j) {
     if (ctx.declared[j] != Kind::kUnknown) {
       chunk.cols[j].kind = ctx.declared[j];
-      chunk.cols[j].declared = true;
     }
   }
   const char* base = ctx.text.data();
