@@ -25,7 +25,9 @@ test: build
 
 bench: build
 	@scripts/install-deps.sh --bench
+	@ninja -C build data_bench
 	@bench/scheduler.sh
+	@bench/data.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -197,6 +197,25 @@ class DataPipelineTest(FerryTestCase):
         self.assertEqual(r.rc, EXIT_NOT_FOUND, r)
         self.assertSubstring("has 1 version(s), no @9", r.err)
 
+    def test_validate_data_reads_a_csv_file_under_a_bad_row_policy(self):
+        self.p.write("checks/csv.yaml", "rows: { min: 2 }\nschema:\n  b: { type: int64 }\n")
+        self.p.write("in.csv", "a,b\n1,2\n3\n4,5\n5,6,7\n6,7\n")
+        r = self.p.ferry("validate-data", "checks/csv.yaml", "--file", "in.csv")
+        self.assertEqual(r.rc, EXIT_USAGE, r)
+        self.assertSubstring("in.csv:3: expected 2 fields, found 1", r.err)
+        r = self.p.ferry("validate-data", "checks/csv.yaml", "--file", "in.csv",
+                         "--on-bad-row", "quarantine", "--max-bad-rows", "2",
+                         "--quarantine", "bad.csv", "--json")
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(json.loads(r.out)["rows"], 3)
+        self.assertEqual(self.p.read("bad.csv"),
+                         'line,reason,text\n3,"expected 2 fields, found 1",3\n'
+                         '5,"expected 2 fields, found 3","5,6,7"\n')
+        r = self.p.ferry("validate-data", "checks/csv.yaml", "--file", "in.csv",
+                         "--on-bad-row", "skip", "--max-bad-rows", "1")
+        self.assertEqual(r.rc, EXIT_USAGE, r)
+        self.assertSubstring("2 bad rows in in.csv, more than max_bad_rows (1)", r.err)
+
     def test_a_parameter_is_bound_never_spliced(self):
         self.p.write("sql/by_plan.sql", "SELECT * FROM customers WHERE plan = :plan")
         self.p.write("pipelines/only.yaml", """

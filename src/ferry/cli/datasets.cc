@@ -1,11 +1,12 @@
 // `ferry datasets [--json]` lists the datasets of the lake; `ferry dataset show REF [--json]`
 // prints one version: schema, profile summary and lineage back to the SQL file (docs/data.md).
 
+#include "ferry/storage/datasets.h"
+
 #include <cmath>
 
 #include "ferry/cli/cli_common.h"
 #include "ferry/data/profile.h"
-#include "ferry/storage/datasets.h"
 #include "fmt/format.h"
 #include "nlohmann/json.hpp"
 
@@ -142,8 +143,8 @@ int DatasetShowMain(const GlobalOptions& g, const std::string& ref, bool json) {
   nlohmann::json cur = m;
   std::string indent = "  ";
   for (int depth = 0; depth < 32; ++depth) {
-    fmt::print("{}{}@{} {} <- {}\n", indent, cur.value("dataset", "?"),
-               Short(cur["version"]), cur.value("created_at", "").substr(0, 19), SourceLine(cur));
+    fmt::print("{}{}@{} {} <- {}\n", indent, cur.value("dataset", "?"), Short(cur["version"]),
+               cur.value("created_at", "").substr(0, 19), SourceLine(cur));
     const nlohmann::json& inputs = cur.value("inputs", nlohmann::json::array());
     if (inputs.empty()) break;
     const nlohmann::json& in = inputs.front();

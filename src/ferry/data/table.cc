@@ -11,11 +11,16 @@ namespace ferry::data {
 
 std::string_view TypeName(ColumnType t) {
   switch (t) {
-    case ColumnType::kInt64: return "int64";
-    case ColumnType::kFloat64: return "float64";
-    case ColumnType::kString: return "string";
-    case ColumnType::kBool: return "bool";
-    case ColumnType::kTimestamp: return "timestamp";
+    case ColumnType::kInt64:
+      return "int64";
+    case ColumnType::kFloat64:
+      return "float64";
+    case ColumnType::kString:
+      return "string";
+    case ColumnType::kBool:
+      return "bool";
+    case ColumnType::kTimestamp:
+      return "timestamp";
   }
   return "?";
 }
@@ -32,9 +37,8 @@ absl::StatusOr<ColumnType> ParseTypeName(std::string_view name) {
       {"timestamp", ColumnType::kTimestamp}, {"datetime", ColumnType::kTimestamp},
   };
   if (auto it = kNames.find(name); it != kNames.end()) return it->second;
-  return absl::InvalidArgumentError(
-      fmt::format("unknown column type '{}'; use one of int64, float64, string, bool, timestamp",
-                  name));
+  return absl::InvalidArgumentError(fmt::format(
+      "unknown column type '{}'; use one of int64, float64, string, bool, timestamp", name));
 }
 
 bool IsNumeric(ColumnType t) { return t != ColumnType::kString; }
@@ -52,20 +56,28 @@ std::string_view Column::string_at(size_t row) const {
 
 double Column::AsDouble(size_t row) const {
   switch (type_) {
-    case ColumnType::kFloat64: return doubles_[row];
-    case ColumnType::kString: return std::nan("");
-    default: return static_cast<double>(ints_[row]);
+    case ColumnType::kFloat64:
+      return doubles_[row];
+    case ColumnType::kString:
+      return std::nan("");
+    default:
+      return static_cast<double>(ints_[row]);
   }
 }
 
 std::string Column::ToText(size_t row) const {
   if (is_null(row)) return "";
   switch (type_) {
-    case ColumnType::kInt64: return fmt::format("{}", ints_[row]);
-    case ColumnType::kFloat64: return fmt::format("{}", doubles_[row]);  // shortest round-trip
-    case ColumnType::kString: return std::string(string_at(row));
-    case ColumnType::kBool: return ints_[row] != 0 ? "true" : "false";
-    case ColumnType::kTimestamp: return FormatTimestamp(ints_[row]);
+    case ColumnType::kInt64:
+      return fmt::format("{}", ints_[row]);
+    case ColumnType::kFloat64:
+      return fmt::format("{}", doubles_[row]);  // shortest round-trip
+    case ColumnType::kString:
+      return std::string(string_at(row));
+    case ColumnType::kBool:
+      return ints_[row] != 0 ? "true" : "false";
+    case ColumnType::kTimestamp:
+      return FormatTimestamp(ints_[row]);
   }
   return "";
 }
@@ -73,9 +85,15 @@ std::string Column::ToText(size_t row) const {
 void Column::AppendNull() {
   valid_.push_back(0);
   switch (type_) {
-    case ColumnType::kFloat64: doubles_.push_back(0.0); break;
-    case ColumnType::kString: codes_.push_back(-1); break;
-    default: ints_.push_back(0); break;
+    case ColumnType::kFloat64:
+      doubles_.push_back(0.0);
+      break;
+    case ColumnType::kString:
+      codes_.push_back(-1);
+      break;
+    default:
+      ints_.push_back(0);
+      break;
   }
 }
 
@@ -105,18 +123,30 @@ void Column::AppendFrom(const Column& other, size_t row) {
     return;
   }
   switch (type_) {
-    case ColumnType::kFloat64: AppendDouble(other.doubles_[row]); break;
-    case ColumnType::kString: AppendString(other.string_at(row)); break;
-    default: AppendInt(other.ints_[row]); break;
+    case ColumnType::kFloat64:
+      AppendDouble(other.doubles_[row]);
+      break;
+    case ColumnType::kString:
+      AppendString(other.string_at(row));
+      break;
+    default:
+      AppendInt(other.ints_[row]);
+      break;
   }
 }
 
 void Column::Reserve(size_t rows) {
   valid_.reserve(rows);
   switch (type_) {
-    case ColumnType::kFloat64: doubles_.reserve(rows); break;
-    case ColumnType::kString: codes_.reserve(rows); break;
-    default: ints_.reserve(rows); break;
+    case ColumnType::kFloat64:
+      doubles_.reserve(rows);
+      break;
+    case ColumnType::kString:
+      codes_.reserve(rows);
+      break;
+    default:
+      ints_.reserve(rows);
+      break;
   }
 }
 

@@ -55,8 +55,8 @@ std::string CheckProjectFile(const config::StepSpec& step, const config::Project
   const nlohmann::json& v = step.fields.contains(key) ? step.fields[key] : nlohmann::json();
   if (!v.is_string() || v.get<std::string>().empty()) {
     diags->Add(FieldLoc(step, key),
-               fmt::format("step '{}': {} must name {} (a path relative to the project)",
-                           step.name, key, what));
+               fmt::format("step '{}': {} must name {} (a path relative to the project)", step.name,
+                           key, what));
     return "";
   }
   std::string rel = v.get<std::string>();
@@ -122,10 +122,12 @@ absl::StatusOr<nlohmann::json> WriteAndPublishDataset(
   }
   std::string version = id.HexDigest().substr(0, 16);
   Sha256 content;
-  for (const auto& [part, t] : parts) content.Field(part_json[part]["content_sha256"].get<std::string>());
+  for (const auto& [part, t] : parts)
+    content.Field(part_json[part]["content_sha256"].get<std::string>());
   manifest["dataset"] = name;
   manifest["version"] = version;
-  manifest["created_at"] = absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(), absl::UTCTimeZone());
+  manifest["created_at"] =
+      absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(), absl::UTCTimeZone());
   manifest["rows"] = rows;
   manifest["columns"] = parts.empty() ? nlohmann::json::array() : Schema(*parts.front().second);
   manifest["content_sha256"] =
@@ -134,7 +136,8 @@ absl::StatusOr<nlohmann::json> WriteAndPublishDataset(
   manifest["parts"] = part_json;
   manifest["source"] = origin.source;
   manifest["inputs"] = origin.inputs;
-  manifest["produced_by"] = {{"pipeline", ctx.pipeline}, {"run_id", ctx.run_id}, {"task", ctx.task}};
+  manifest["produced_by"] = {
+      {"pipeline", ctx.pipeline}, {"run_id", ctx.run_id}, {"task", ctx.task}};
   std::string commit = GitCommit(ctx.project_dir);
   manifest["git_commit"] = commit.empty() ? nlohmann::json() : nlohmann::json(commit);
   manifest["files"] = files;
@@ -149,8 +152,8 @@ absl::StatusOr<nlohmann::json> WriteAndPublishDataset(
   published["ordinal"] = info.ordinal;
   FERRY_RETURN_IF_ERROR(WriteFileAtomic(dir + "/manifest.json", published.dump(2), false));
   std::printf("dataset %s@%d (%s): %lld rows, %zu columns%s\n", name.c_str(), info.ordinal,
-              version.c_str(), static_cast<long long>(rows),
-              manifest["columns"].size(), existed ? " — unchanged, the existing version" : "");
+              version.c_str(), static_cast<long long>(rows), manifest["columns"].size(),
+              existed ? " — unchanged, the existing version" : "");
   std::fflush(stdout);
   return published;
 }
@@ -199,10 +202,10 @@ absl::StatusOr<std::string> DatasetDir(storage::ArtifactStore& lake,
 }
 
 absl::StatusOr<data::ValidationReport> CheckDataset(const std::string& rules_path,
-                                                   const data::Table& table,
-                                                   const std::string& dataset_label,
-                                                   const std::string& lake_uri,
-                                                   int64_t now_micros) {
+                                                    const data::Table& table,
+                                                    const std::string& dataset_label,
+                                                    const std::string& lake_uri,
+                                                    int64_t now_micros) {
   FERRY_ASSIGN_OR_RETURN(data::RuleSet rules, data::LoadRules(rules_path));
   std::optional<data::Profile> reference;
   if (!rules.reference.empty()) {

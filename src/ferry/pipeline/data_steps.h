@@ -18,8 +18,8 @@
 #include "ferry/config/pipeline_spec.h"
 #include "ferry/data/table.h"
 #include "ferry/data/validate.h"
-#include "ferry/storage/datasets.h"
 #include "ferry/pipeline/step_kind.h"
+#include "ferry/storage/datasets.h"
 #include "nlohmann/json.hpp"
 
 namespace ferry::pipeline::data_steps {
@@ -42,7 +42,7 @@ std::string PartOf(const std::string& ref);  // "train" for "features.train", ""
 
 // What a dataset version is made of besides its data, for its manifest and its id.
 struct DatasetOrigin {
-  nlohmann::json source;                         // {"kind": "sql", ...} / {"kind": "transform", ...}
+  nlohmann::json source;  // {"kind": "sql", ...} / {"kind": "transform", ...}
   nlohmann::json inputs = nlohmann::json::array();  // [{"dataset", "version"}, ...]
   std::string identity;  // what, besides the content, determines the version id
 };
@@ -66,9 +66,10 @@ absl::StatusOr<data::Table> ReadDatasetPart(const std::string& dir, const nlohma
 // gets that dataset version's profile from the lake at `lake_uri`. `now_micros` is "now" for
 // freshness rules (the run's start in a pipeline).
 absl::StatusOr<data::ValidationReport> CheckDataset(const std::string& rules_path,
-                                                   const data::Table& table,
-                                                   const std::string& dataset_label,
-                                                   const std::string& lake_uri, int64_t now_micros);
+                                                    const data::Table& table,
+                                                    const std::string& dataset_label,
+                                                    const std::string& lake_uri,
+                                                    int64_t now_micros);
 
 // The local folder of a dataset version of a local lake.
 absl::StatusOr<std::string> DatasetDir(storage::ArtifactStore& lake,

@@ -267,8 +267,8 @@ absl::StatusOr<ResolvedPipeline> Resolve(
     step.needs = s.needs;
     const StepKind* kind = registry.Find(s.kind);
     if (kind == nullptr) {
-      return absl::InvalidArgumentError(fmt::format("{}: {}: unknown step kind '{}'",
-                                                    config::FormatLoc(s.loc), s.name, s.kind));
+      return absl::InvalidArgumentError(
+          fmt::format("{}: {}: unknown step kind '{}'", config::FormatLoc(s.loc), s.name, s.kind));
     }
     step.cache = s.cache.value_or(kind->DefaultCache());
     FERRY_ASSIGN_OR_RETURN(step.resources, config::ResolveTemplate(project, s.template_name));

@@ -72,9 +72,10 @@ class SqlStep final : public StepKind {
     std::string known;
     for (const auto& [n, c] : project.connections) known += (known.empty() ? "" : ", ") + n;
     if (!conn.is_string()) {
-      diags->Add(data_steps::FieldLoc(step, step.fields.contains("connection") ? "connection" : "sql"),
-                 fmt::format("step '{}': connection must name a connection of ferry.yaml ({})",
-                             step.name, known.empty() ? "it defines none; add connections:" : known));
+      diags->Add(
+          data_steps::FieldLoc(step, step.fields.contains("connection") ? "connection" : "sql"),
+          fmt::format("step '{}': connection must name a connection of ferry.yaml ({})", step.name,
+                      known.empty() ? "it defines none; add connections:" : known));
     } else if (!project.connections.contains(conn.get<std::string>()) &&
                conn.get<std::string>().find("{{") == std::string::npos) {
       diags->Add(data_steps::FieldLoc(step, "connection"),
@@ -95,9 +96,9 @@ class SqlStep final : public StepKind {
     if (step.fields.contains("dataset") &&
         (!step.fields["dataset"].is_string() ||
          !IsValidName(step.fields["dataset"].get<std::string>()))) {
-      diags->Add(data_steps::FieldLoc(step, "dataset"),
-                 fmt::format("step '{}': dataset must be a name (letters, digits, _ . -)",
-                             step.name));
+      diags->Add(
+          data_steps::FieldLoc(step, "dataset"),
+          fmt::format("step '{}': dataset must be a name (letters, digits, _ . -)", step.name));
     }
     (void)file;
   }
@@ -137,12 +138,15 @@ class SqlStep final : public StepKind {
     std::string sql_sha = Sha256Hex(sql);
     nlohmann::json bound = nlohmann::json::object();
     for (const auto& [k, v] : params) bound[k] = v;
-    origin.source = {{"kind", "sql"},          {"sql_file", rel},
-                     {"sql_sha256", sql_sha},  {"connection", conn_name},
-                     {"connection_uri", source->describe()}, {"params", bound}};
+    origin.source = {{"kind", "sql"},
+                     {"sql_file", rel},
+                     {"sql_sha256", sql_sha},
+                     {"connection", conn_name},
+                     {"connection_uri", source->describe()},
+                     {"params", bound}};
     origin.identity = sql_sha + bound.dump();
-    return data_steps::WriteAndPublishDataset(ctx, ctx.workdir + "/output/data", DatasetName(fields),
-                                            {{"data", &all}}, origin)
+    return data_steps::WriteAndPublishDataset(ctx, ctx.workdir + "/output/data",
+                                              DatasetName(fields), {{"data", &all}}, origin)
         .status();
   }
 };

@@ -48,9 +48,9 @@ class TransformStep final : public StepKind {
     if (step.fields.contains("dataset") &&
         (!step.fields["dataset"].is_string() ||
          !IsValidName(step.fields["dataset"].get<std::string>()))) {
-      diags->Add(data_steps::FieldLoc(step, "dataset"),
-                 fmt::format("step '{}': dataset must be a name (letters, digits, _ . -)",
-                             step.name));
+      diags->Add(
+          data_steps::FieldLoc(step, "dataset"),
+          fmt::format("step '{}': dataset must be a name (letters, digits, _ . -)", step.name));
     }
   }
 

@@ -72,8 +72,8 @@ class ValidateStep final : public StepKind {
                            data_steps::ReadDatasetPart(in, manifest, data_steps::PartOf(ref)));
     std::optional<int64_t> now = data::ParseTimestamp(ctx.run_ts);
     if (!now) return absl::InvalidArgumentError("FERRY_RUN_TS is not set or not a timestamp");
-    std::string label = fmt::format("{}@{}", manifest.value("dataset", ref),
-                                    manifest.value("ordinal", 0));
+    std::string label =
+        fmt::format("{}@{}", manifest.value("dataset", ref), manifest.value("ordinal", 0));
     FERRY_ASSIGN_OR_RETURN(
         data::ValidationReport report,
         data_steps::CheckDataset(AbsolutePath(fields["rules"].get<std::string>(), ctx.project_dir),

@@ -13,7 +13,8 @@ namespace ferry::storage {
 namespace {
 
 constexpr std::string_view kRefForms =
-    "write NAME, NAME@latest, NAME@N (the N-th version) or NAME@ID (a version id or a prefix of it)";
+    "write NAME, NAME@latest, NAME@N (the N-th version) or NAME@ID (a version id or a prefix of "
+    "it)";
 
 std::string Describe(const std::vector<DatasetVersionInfo>& versions) {
   std::string out;
@@ -129,8 +130,8 @@ absl::StatusOr<DatasetVersionInfo> ResolveDataset(ArtifactStore& lake, std::stri
   }
   if (hits.size() == 1) return *hits.front();
   return absl::NotFoundError(fmt::format("{} version of dataset '{}' matches '{}': {}",
-                                         hits.empty() ? "no" : "more than one", r.name,
-                                         r.selector, Describe(versions)));
+                                         hits.empty() ? "no" : "more than one", r.name, r.selector,
+                                         Describe(versions)));
 }
 
 absl::StatusOr<DatasetVersionInfo> PublishDataset(ArtifactStore& lake, std::string_view name,
