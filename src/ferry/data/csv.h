@@ -10,7 +10,8 @@
 // ends. A null is an empty field or one of the `null_values`.
 //
 // Example:
-//   CsvReadOptions opts{.types = {{"plan", ColumnType::kString}}, .on_bad_row = BadRowPolicy::kSkip,
+//   CsvReadOptions opts{.types = {{"plan", ColumnType::kString}},
+//                       .on_bad_row = BadRowPolicy::kSkip,
 //                       .max_bad_rows = 10};
 //   FERRY_ASSIGN_OR_RETURN(CsvReadResult r, ReadCsvFile("customers.csv.zst", opts));
 //   r.table.num_rows(); r.bad_row_count;
