@@ -8,7 +8,8 @@ packages=(
   g++ cmake ninja-build pkg-config ccache make
   libabsl-dev libyaml-cpp-dev nlohmann-json3-dev libsqlite3-dev libcli11-dev libfmt-dev
   libssl-dev libgtest-dev libgmock-dev libzstd-dev libfast-float-dev libpq-dev
-  postgresql zstd python3-pandas python3-zstandard
+  postgresql zstd python3-pandas python3-zstandard libeigen3-dev libxgboost-dev
+  python3-sklearn python3-xgboost
   python3 procps
 )
 if [[ "${1:-}" == "--bench" ]]; then

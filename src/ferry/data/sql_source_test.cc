@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "ferry/common/fs.h"
+#include "ferry/common/hash.h"
+#include "ferry/data/csv.h"
 #include "ferry/common/status.h"
 #include "ferry/config/project.h"
 #include "fmt/format.h"
@@ -712,6 +714,10 @@ TEST_F(PostgresTest, SameDataGivesTheSameTableAsSqlite) {
             "3|-12500000000|NULL|NULL|2026-11-27T10:00:00.123456Z\n"
             "4|3|Ann|true|1969-07-20T20:17:40Z");
   ExpectSameTable(*from_pg, *from_sqlite);
+  // What makes a dataset version: the same CSV text, so the same content hash.
+  std::string pg_csv = WriteCsvString(*from_pg);
+  EXPECT_EQ(Sha256Hex(pg_csv), Sha256Hex(WriteCsvString(*from_sqlite)));
+  EXPECT_EQ(pg_csv.substr(0, pg_csv.find('\n')), "id,score,name,active,signup");
 }
 
 // A port nobody listens on: bound, then closed.

@@ -1,0 +1,3 @@
+#include "ferry/model/model.h"
+
+// (stub; being written: ToFeatureMatrix, FeatureNames, ToLabels)

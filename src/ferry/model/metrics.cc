@@ -1,0 +1,1 @@
+#include "ferry/model/metrics.h"
