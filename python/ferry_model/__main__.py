@@ -1,0 +1,6 @@
+"""`python3 -m ferry_model train|serve MODULE[:CLASS] ...` (see runner.py)."""
+import sys
+
+from .runner import run
+
+sys.exit(run())
