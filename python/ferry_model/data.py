@@ -67,7 +67,8 @@ def read_text(path):
             f"cannot read {path}: neither the python module 'zstandard' nor the 'zstd' program "
             "is installed (apt-get install python3-zstandard or zstd)") from None
     if done.returncode != 0:
-        raise RuntimeError(f"zstd -dc {path} failed: {done.stderr.decode(errors='replace').strip()}")
+        reason = done.stderr.decode(errors="replace").strip()
+        raise RuntimeError(f"zstd -dc {path} failed: {reason}")
     return done.stdout.decode("utf-8")
 
 
@@ -123,8 +124,9 @@ def read_dataset(folder, part="train"):
     """Reads one part of a dataset folder.
 
     With manifest.json: reads `part` when the manifest has it, else, for part "train", the part
-    "data" (a dataset that was not split); values are typed by the manifest's columns. Without one: the first of
-    train.csv.zst, data.csv.zst, train.csv, data.csv that exists, untyped.
+    "data" (a dataset that was not split); values are typed by the manifest's columns.
+    Without one: the first of train.csv.zst, data.csv.zst, train.csv, data.csv that exists,
+    untyped.
     Raises FileNotFoundError naming the folder when nothing readable is there.
     """
     manifest_path = os.path.join(folder, "manifest.json")
@@ -136,8 +138,9 @@ def read_dataset(folder, part="train"):
         if chosen is None and part == "train" and "data" in parts:
             chosen = "data"  # a dataset that was not split trains on all of it
         if chosen is None:
-            raise FileNotFoundError(
-                f"{manifest_path}: no part {part!r} or 'data' (parts: {', '.join(sorted(parts)) or 'none'})")
+            wanted = f"{part!r} or 'data'" if part == "train" else repr(part)
+            have = ", ".join(sorted(parts)) or "none"
+            raise FileNotFoundError(f"{manifest_path}: no part {wanted} (parts: {have})")
         path = os.path.join(folder, parts[chosen]["file"])
         types = {c["name"]: c.get("type", "string") for c in manifest.get("columns", [])}
         rows, columns = read_csv(path, types)
@@ -147,5 +150,5 @@ def read_dataset(folder, part="train"):
         if os.path.exists(path):
             rows, columns = read_csv(path)
             return Dataset(rows=rows, manifest=None, columns=columns, part=name, path=path)
-    raise FileNotFoundError(
-        f"{folder}: not a dataset folder (no manifest.json, and none of {', '.join(_FALLBACK_FILES)})")
+    raise FileNotFoundError(f"{folder}: not a dataset folder (no manifest.json, and none of "
+                            f"{', '.join(_FALLBACK_FILES)})")

@@ -28,7 +28,8 @@ class Mean(ferry_model.Model):
         self.scale = hyperparameters.float("scale", 1.0)
         self.info = {"columns": data.columns, "part": data.part,
                      "version": data.manifest["version"], "rows": len(data.rows),
-                     "epochs": hyperparameters.int("epochs"), "raw_epochs": hyperparameters["epochs"],
+                     "epochs": hyperparameters.int("epochs"),
+                     "raw_epochs": hyperparameters["epochs"],
                      "first": data.rows[0]}
 
     def save(self, model_dir):

@@ -46,8 +46,12 @@ class ReadDatasetTest(unittest.TestCase):
 
     def test_missing_part_names_the_parts(self):
         support.write_dataset(self.root, {"data": support.ROWS})
-        with self.assertRaisesRegex(FileNotFoundError, r"no part 'test' or 'data' \(parts: data\)"):
+        with self.assertRaisesRegex(FileNotFoundError, r"no part 'test' \(parts: data\)"):
             ferry_model.read_dataset(self.root, part="test")
+        support.write_dataset(self.root, {"test": support.ROWS})
+        with self.assertRaisesRegex(FileNotFoundError,
+                                    r"no part 'train' or 'data' \(parts: test\)"):
+            ferry_model.read_dataset(self.root)
 
     def test_zstd_program_is_used_without_the_zstandard_module(self):
         support.write_dataset(self.root, {"data": support.ROWS})
