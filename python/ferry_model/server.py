@@ -268,6 +268,8 @@ def serve(cls, model_dir, host="127.0.0.1", port=8080, max_body_bytes=6 * 1024 *
         # shutdown() waits for serve_forever to return, so it cannot run on this (main) thread.
         if not stopping.is_set():
             stopping.set()
+            print(f"ferry_model: {signal.Signals(signum).name}: finishing the requests in "
+                  "flight", flush=True)
             threading.Thread(target=httpd.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_signal)

@@ -14,6 +14,7 @@ PYTHON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOY_MODEL = '''
 import json
 import os
+import time
 
 import ferry_model
 
@@ -46,6 +47,11 @@ class Mean(ferry_model.Model):
         for r in rows:
             if r.get("boom"):
                 raise RuntimeError("boom requested")
+            if r.get("hold"):  # announce, then wait for the test to create the file
+                open(r["hold"] + ".started", "w").close()
+                deadline = time.monotonic() + 20
+                while not os.path.exists(r["hold"]) and time.monotonic() < deadline:
+                    time.sleep(0.01)
             if r.get("nan"):
                 out.append(float("nan"))
                 continue

@@ -4,6 +4,7 @@ import json
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,20 +28,25 @@ class Server:
                                      stderr=self.stderr, text=True)
         self.lines = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
-        deadline = time.monotonic() + START_DEADLINE_S
+        try:
+            line = self.wait_line("listening on 127.0.0.1:")
+        except AssertionError:
+            self.stop()
+            raise
+        self.port = int(line.strip().rsplit(":", 1)[1])
+
+    def wait_line(self, prefix, timeout=START_DEADLINE_S):
+        """Returns the next stdout line starting with `prefix`, skipping others."""
+        deadline = time.monotonic() + timeout
         while True:
             try:
                 line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                self.stop()
-                raise AssertionError(f"no 'listening on' line within {START_DEADLINE_S}s")
+                raise AssertionError(f"no line {prefix!r} within {timeout}s") from None
             if line is None:
-                text = self.stderr_text()
-                self.stop()
-                raise AssertionError(f"the server exited: {text}")
-            if line.startswith("listening on 127.0.0.1:"):
-                self.port = int(line.strip().rsplit(":", 1)[1])
-                return
+                raise AssertionError(f"the server exited: {self.stderr_text()}")
+            if line.startswith(prefix):
+                return line
 
     def _pump(self):
         for line in self.proc.stdout:
@@ -59,6 +65,16 @@ class Server:
             return resp.status, resp.getheader("Content-Type"), json.loads(resp.read())
         finally:
             conn.close()
+
+    def raw(self, head):
+        """Sends `head` (request line and headers) as is; returns (status, JSON body)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
+            sock.sendall(head.encode())
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        status_line, _, rest = data.partition(b"\r\n")
+        return int(status_line.split()[1]), json.loads(rest.partition(b"\r\n\r\n")[2])
 
     def post(self, body, content_type="application/json"):
         if not isinstance(body, (bytes, str)):
@@ -152,6 +168,14 @@ class ServeTest(unittest.TestCase):
         # The server still answers after refusing.
         self.assertEqual(self.server.request("GET", "/ping")[0], 200)
 
+    def test_content_length_required_and_numeric(self):
+        status, body = self.server.raw("POST /invocations HTTP/1.1\r\nHost: t\r\n"
+                                       "Content-Type: application/json\r\n\r\n")
+        self.assertEqual((status, body["error"]["code"]), (411, "length_required"))
+        status, body = self.server.raw("POST /invocations HTTP/1.1\r\nHost: t\r\n"
+                                       "Content-Length: ten\r\n\r\n")
+        self.assertEqual((status, body["error"]["code"]), (400, "bad_request"))
+
     def test_predict_exception(self):
         msg = self.assertError(self.server.post([{"x": 1}, {"boom": True}]), 500,
                                "prediction_failed")
@@ -183,6 +207,26 @@ class ServeLifecycleTest(unittest.TestCase):
         self.addCleanup(server.stop)
         self.assertEqual(server.post([{"x": 1}])[2], {"predictions": [11.0]})
         server.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(server.proc.wait(timeout=10), 0, server.stderr_text())
+        server.wait_line("ferry_model: stopped")
+
+    def test_sigterm_lets_the_request_in_flight_finish(self):
+        server = Server(["models/toy.py", "serve", "--model-dir", self.model_dir, "--port", "0"],
+                        self.env, self.project)
+        self.addCleanup(server.stop)
+        hold = os.path.join(self.tmp.name, "release")
+        answers = []
+        client = threading.Thread(target=lambda: answers.append(server.post([{"hold": hold}])))
+        client.start()
+        deadline = time.monotonic() + 20
+        while not os.path.exists(hold + ".started"):  # predict is running
+            self.assertLess(time.monotonic(), deadline, "predict did not start")
+            time.sleep(0.01)
+        server.proc.send_signal(signal.SIGTERM)
+        server.wait_line("ferry_model: SIGTERM: finishing the requests in flight")
+        open(hold, "w").close()
+        client.join(timeout=20)
+        self.assertEqual(answers, [(200, "application/json", {"predictions": [10.0]})])
         self.assertEqual(server.proc.wait(timeout=10), 0, server.stderr_text())
 
     def test_script_serve_with_classification_model(self):
