@@ -23,6 +23,17 @@ constexpr std::string_view kTaskDiagram = R"(    pending ──> queued ──> 
        └─ failed / upstream_failed / cancelled / skipped ──> pending   (resume)
           succeeded / cached ──> pending   (resume, when the checkpoint is gone))";
 
+constexpr std::string_view kModelVersionDiagram =
+    R"(    registered ──> validated ──> staged ──> production ──> archived ──> staged   (rollback)
+        │              │ │         │ │                        ^ ^
+        │              │ │         │ └── withdrawn ───────────┘ │
+        │              │ └── superseded ──────────────────────────┘
+        │              │           │
+        └──────────────┴───────────┴──> rejected   (a gate, a reviewer or the canary said no)
+
+    registered, validated, archived, rejected ──> tombstoned   (deleted; a staged or
+    production version is archived first: it may be serving traffic))";
+
 }  // namespace
 
 const KindTable& PipelineRunKind() {
@@ -78,8 +89,35 @@ const KindTable& TaskRunKind() {
   return *table;
 }
 
+const KindTable& ModelVersionKind() {
+  using namespace model_state;
+  static const KindTable* table = new KindTable{
+      "ModelVersion",
+      {kRegistered, kValidated, kStaged, kProduction, kArchived, kRejected, kTombstoned},
+      {kArchived, kRejected, kTombstoned},
+      {
+          {kRegistered, kValidated, "every validation gate passed (metrics, schema, checks)"},
+          {kRegistered, kRejected, "a validation gate failed"},
+          {kRegistered, kTombstoned, "deleted before validation"},
+          {kValidated, kStaged, "promoted to staging: deployed as a canary or shadow"},
+          {kValidated, kRejected, "refused by a reviewer"},
+          {kValidated, kArchived, "superseded: another version was chosen"},
+          {kValidated, kTombstoned, "deleted"},
+          {kStaged, kProduction, "promoted: its canary or shadow evaluation passed"},
+          {kStaged, kRejected, "its canary or shadow evaluation failed"},
+          {kStaged, kArchived, "withdrawn from staging without promotion"},
+          {kProduction, kArchived, "replaced by a newer production version, or retired"},
+          {kArchived, kStaged, "rollback: staged again to take production back"},
+          {kArchived, kTombstoned, "deleted (retention, or by hand)"},
+          {kRejected, kTombstoned, "deleted (retention, or by hand)"},
+      },
+      kModelVersionDiagram};
+  return *table;
+}
+
 const std::vector<const KindTable*>& AllKinds() {
-  static const auto* all = new std::vector<const KindTable*>{&PipelineRunKind(), &TaskRunKind()};
+  static const auto* all =
+      new std::vector<const KindTable*>{&PipelineRunKind(), &TaskRunKind(), &ModelVersionKind()};
   return *all;
 }
 
@@ -110,6 +148,10 @@ bool IsState(const KindTable& kind, std::string_view state) {
 
 bool IsTerminal(const KindTable& kind, std::string_view state) {
   return std::find(kind.terminal.begin(), kind.terminal.end(), state) != kind.terminal.end();
+}
+
+bool IsUsableModelState(std::string_view state) {
+  return state != model_state::kRejected && state != model_state::kTombstoned;
 }
 
 }  // namespace ferry::state

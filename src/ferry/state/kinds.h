@@ -1,8 +1,9 @@
 #pragma once
 // Resource kinds and their state machines, as data. Every long-lived row (a pipeline run, a
-// task of a run, ...) has a `state` and a `version`; it changes only along an edge declared here,
-// through StateStore, which checks the edge and the version in one transaction. `ferry states`
-// prints these tables and docs/states.md draws them. Immutable after start-up; thread-safe.
+// task of a run, a model version, ...) has a `state` and a `version`; it changes only along an
+// edge declared here, through StateStore, which checks the edge and the version in one
+// transaction. `ferry states` prints these tables and docs/states.md draws them. Immutable after
+// start-up; thread-safe.
 //
 // PipelineRun
 //
@@ -23,6 +24,18 @@
 //        ├──> cached (checkpoint hit)    upstream_failed, skipped, cancelled <── pending
 //        └─ failed / upstream_failed / cancelled / skipped ──> pending   (resume)
 //           succeeded / cached ──> pending   (resume, when the checkpoint is gone)
+//
+// ModelVersion (one row per registered version of a model: churn:1, churn:2, ...)
+//
+//     registered ──> validated ──> staged ──> production ──> archived ──> staged   (rollback)
+//         │              │ │         │ │                        ^ ^
+//         │              │ │         │ └── withdrawn ───────────┘ │
+//         │              │ └── superseded ──────────────────────────┘
+//         │              │           │
+//         └──────────────┴───────────┴──> rejected   (a gate, a reviewer or the canary said no)
+//
+//     registered, validated, archived, rejected ──> tombstoned   (deleted; a staged or
+//     production version is archived first: it may be serving traffic)
 
 #include <string>
 #include <string_view>
@@ -66,8 +79,19 @@ inline constexpr std::string_view kSkipped = "skipped";
 inline constexpr std::string_view kCancelled = "cancelled";
 }  // namespace task_state
 
+namespace model_state {
+inline constexpr std::string_view kRegistered = "registered";
+inline constexpr std::string_view kValidated = "validated";
+inline constexpr std::string_view kStaged = "staged";
+inline constexpr std::string_view kProduction = "production";
+inline constexpr std::string_view kArchived = "archived";
+inline constexpr std::string_view kRejected = "rejected";
+inline constexpr std::string_view kTombstoned = "tombstoned";
+}  // namespace model_state
+
 const KindTable& PipelineRunKind();
 const KindTable& TaskRunKind();
+const KindTable& ModelVersionKind();
 const std::vector<const KindTable*>& AllKinds();
 
 // Case-insensitive lookup by name ("pipelinerun", "PipelineRun", "task_run" all work); null if
@@ -77,5 +101,9 @@ const KindTable* FindKind(std::string_view name);
 bool IsLegal(const KindTable& kind, std::string_view from, std::string_view to);
 bool IsState(const KindTable& kind, std::string_view state);
 bool IsTerminal(const KindTable& kind, std::string_view state);
+
+// Whether a model version in `state` may be named by an alias or picked as a model's latest:
+// every state but rejected and tombstoned.
+bool IsUsableModelState(std::string_view state);
 
 }  // namespace ferry::state

@@ -93,12 +93,14 @@ INSTANTIATE_TEST_SUITE_P(AllKinds, KindTableTest, ::testing::ValuesIn(AllKinds()
                            return std::string(info.param->name);
                          });
 
-TEST(KindsTest, AllKindsHasBothWithDistinctNames) {
-  ASSERT_EQ(AllKinds().size(), 2u);
+TEST(KindsTest, AllKindsListsEachOnceWithDistinctNames) {
+  ASSERT_EQ(AllKinds().size(), 3u);
   EXPECT_EQ(AllKinds()[0], &PipelineRunKind());
   EXPECT_EQ(AllKinds()[1], &TaskRunKind());
+  EXPECT_EQ(AllKinds()[2], &ModelVersionKind());
   EXPECT_EQ(PipelineRunKind().name, "PipelineRun");
   EXPECT_EQ(TaskRunKind().name, "TaskRun");
+  EXPECT_EQ(ModelVersionKind().name, "ModelVersion");
 }
 
 TEST(KindsTest, FindKindFoldsCaseAndSeparators) {
@@ -108,6 +110,8 @@ TEST(KindsTest, FindKindFoldsCaseAndSeparators) {
   EXPECT_EQ(FindKind("PIPELINE-RUN"), &PipelineRunKind());
   EXPECT_EQ(FindKind("task_run"), &TaskRunKind());
   EXPECT_EQ(FindKind("TaskRun"), &TaskRunKind());
+  EXPECT_EQ(FindKind("model_version"), &ModelVersionKind());
+  EXPECT_EQ(FindKind("ModelVersion"), &ModelVersionKind());
   EXPECT_EQ(FindKind("taskruns"), nullptr);
   EXPECT_EQ(FindKind("model"), nullptr);
   EXPECT_EQ(FindKind(""), nullptr);
@@ -146,6 +150,44 @@ TEST(KindsTest, TaskRunSamples) {
   EXPECT_FALSE(IsTerminal(k, task_state::kRetrying));
   EXPECT_TRUE(IsState(k, task_state::kUpstreamFailed));
   EXPECT_FALSE(IsState(k, "Pending"));
+}
+
+TEST(KindsTest, ModelVersionSamples) {
+  using namespace model_state;
+  const KindTable& k = ModelVersionKind();
+  EXPECT_EQ(k.states, (std::vector<std::string_view>{kRegistered, kValidated, kStaged, kProduction,
+                                                     kArchived, kRejected, kTombstoned}));
+  EXPECT_EQ(k.terminal, (std::vector<std::string_view>{kArchived, kRejected, kTombstoned}));
+  EXPECT_EQ(k.edges.size(), 14u);
+  // The main path, one step at a time: no skipping validation or staging.
+  EXPECT_TRUE(IsLegal(k, kRegistered, kValidated));
+  EXPECT_TRUE(IsLegal(k, kValidated, kStaged));
+  EXPECT_TRUE(IsLegal(k, kStaged, kProduction));
+  EXPECT_TRUE(IsLegal(k, kProduction, kArchived));
+  EXPECT_FALSE(IsLegal(k, kRegistered, kStaged));
+  EXPECT_FALSE(IsLegal(k, kValidated, kProduction));
+  EXPECT_FALSE(IsLegal(k, kRegistered, kProduction));
+  // Rollback goes through staging again.
+  EXPECT_TRUE(IsLegal(k, kArchived, kStaged));
+  EXPECT_FALSE(IsLegal(k, kArchived, kProduction));
+  // A version that may serve traffic is archived before it is deleted.
+  EXPECT_FALSE(IsLegal(k, kProduction, kTombstoned));
+  EXPECT_FALSE(IsLegal(k, kStaged, kTombstoned));
+  EXPECT_TRUE(IsLegal(k, kArchived, kTombstoned));
+  EXPECT_TRUE(IsLegal(k, kRejected, kTombstoned));
+  // Rejection is final: a rejected version is only ever deleted; tombstoned is the end.
+  EXPECT_FALSE(IsLegal(k, kRejected, kValidated));
+  EXPECT_FALSE(IsLegal(k, kProduction, kRejected));
+  for (std::string_view to : k.states) EXPECT_FALSE(IsLegal(k, kTombstoned, to)) << to;
+}
+
+TEST(KindsTest, UsableModelStates) {
+  using namespace model_state;
+  for (std::string_view s : {kRegistered, kValidated, kStaged, kProduction, kArchived}) {
+    EXPECT_TRUE(IsUsableModelState(s)) << s;
+  }
+  EXPECT_FALSE(IsUsableModelState(kRejected));
+  EXPECT_FALSE(IsUsableModelState(kTombstoned));
 }
 
 }  // namespace

@@ -94,7 +94,22 @@ enum class Query : int {
   kGetAllEvents,
   kPutCheckpoint,
   kGetCheckpoint,
-  kLast = kGetCheckpoint,
+  kInsertModel,
+  kGetModel,
+  kListModels,
+  kNextModelVersion,
+  kModelVersionWithKey,
+  kInsertModelVersion,
+  kGetModelVersion,
+  kListModelVersions,
+  kModelVersionState,
+  kUpdateModelVersion,
+  kAliasesOfVersion,
+  kGetAlias,
+  kListAliases,
+  kPutAlias,
+  kDeleteAlias,
+  kLast = kDeleteAlias,
 };
 
 class Statement {
@@ -298,6 +313,45 @@ CREATE TABLE checkpoints (
   created_at INTEGER NOT NULL
 );
 )sql"},
+    // The model registry. `models.latest_version` hands out version numbers: incrementing it is
+    // the one write concurrent registrations of a model serialize on, in any database.
+    {2, R"sql(
+CREATE TABLE models (
+  name TEXT NOT NULL PRIMARY KEY,
+  description TEXT NOT NULL DEFAULT '',
+  latest_version INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE model_versions (
+  model TEXT NOT NULL REFERENCES models (name),
+  version INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  revision INTEGER NOT NULL,
+  artifact_uri TEXT NOT NULL DEFAULT '',
+  run_id TEXT NOT NULL DEFAULT '',
+  task TEXT NOT NULL DEFAULT '',
+  idempotency_key TEXT NOT NULL DEFAULT '',
+  metrics_json TEXT NOT NULL DEFAULT '',
+  metadata_json TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  message TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (model, version)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX model_versions_one_per_key ON model_versions (model, idempotency_key)
+  WHERE idempotency_key <> '';
+
+CREATE TABLE model_aliases (
+  model TEXT NOT NULL,
+  alias TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (model, alias),
+  FOREIGN KEY (model, version) REFERENCES model_versions (model, version)
+) WITHOUT ROWID;
+CREATE INDEX model_aliases_by_version ON model_aliases (model, version);
+)sql"},
 };
 
 #define FERRY_RUN_COLUMNS                                                                  \
@@ -306,6 +360,11 @@ CREATE TABLE checkpoints (
 #define FERRY_TASK_COLUMNS                                                          \
   "run_id, task, state, version, attempts, pid, exit_code, cache_key, output_uri, " \
   "output_hash, queued_at, started_at, finished_at, retry_at, message"
+#define FERRY_MODEL_COLUMNS "name, description, latest_version, created_at"
+#define FERRY_MODEL_VERSION_COLUMNS                                                \
+  "model, version, state, revision, artifact_uri, run_id, task, idempotency_key, " \
+  "metrics_json, metadata_json, created_at, updated_at, message"
+#define FERRY_ALIAS_COLUMNS "model, alias, version, updated_at"
 
 // Every statement is a constant; values only ever reach SQLite through sqlite3_bind_*.
 const char* Sql(Query q) {
@@ -402,6 +461,52 @@ const char* Sql(Query q) {
     case Query::kGetCheckpoint:
       return "SELECT cache_key, pipeline, run_id, task, output_uri, output_hash, created_at "
              "FROM checkpoints WHERE cache_key = ?1";
+    case Query::kInsertModel:
+      return "INSERT INTO models (name, description, created_at) VALUES (?1, ?2, ?3) "
+             "ON CONFLICT (name) DO NOTHING";
+    case Query::kGetModel:
+      return "SELECT " FERRY_MODEL_COLUMNS " FROM models WHERE name = ?1";
+    case Query::kListModels:
+      return "SELECT " FERRY_MODEL_COLUMNS " FROM models ORDER BY name";
+    case Query::kNextModelVersion:
+      return "UPDATE models SET latest_version = latest_version + 1 WHERE name = ?1 "
+             "RETURNING latest_version";
+    case Query::kModelVersionWithKey:
+      return "SELECT " FERRY_MODEL_VERSION_COLUMNS
+             " FROM model_versions "
+             "WHERE model = ?1 AND idempotency_key = ?2 AND idempotency_key <> ''";
+    case Query::kInsertModelVersion:
+      return "INSERT INTO model_versions (model, version, state, revision, artifact_uri, run_id, "
+             "task, idempotency_key, metrics_json, metadata_json, created_at, updated_at) "
+             "VALUES (?1, ?2, 'registered', 1, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9) "
+             "RETURNING " FERRY_MODEL_VERSION_COLUMNS;
+    case Query::kGetModelVersion:
+      return "SELECT " FERRY_MODEL_VERSION_COLUMNS
+             " FROM model_versions WHERE model = ?1 AND version = ?2";
+    case Query::kListModelVersions:
+      return "SELECT " FERRY_MODEL_VERSION_COLUMNS
+             " FROM model_versions WHERE model = ?1 ORDER BY version";
+    case Query::kModelVersionState:
+      return "SELECT state, revision FROM model_versions WHERE model = ?1 AND version = ?2";
+    case Query::kUpdateModelVersion:
+      // NULL in ?3 keeps the message.
+      return "UPDATE model_versions SET state = ?1, revision = revision + 1, updated_at = ?2, "
+             "message = COALESCE(?3, message) "
+             "WHERE model = ?4 AND version = ?5 AND state = ?6 AND revision = ?7 "
+             "RETURNING " FERRY_MODEL_VERSION_COLUMNS;
+    case Query::kAliasesOfVersion:
+      return "SELECT alias FROM model_aliases WHERE model = ?1 AND version = ?2 ORDER BY alias";
+    case Query::kGetAlias:
+      return "SELECT " FERRY_ALIAS_COLUMNS " FROM model_aliases WHERE model = ?1 AND alias = ?2";
+    case Query::kListAliases:
+      return "SELECT " FERRY_ALIAS_COLUMNS " FROM model_aliases WHERE model = ?1 ORDER BY alias";
+    case Query::kPutAlias:
+      return "INSERT INTO model_aliases (model, alias, version, updated_at) "
+             "VALUES (?1, ?2, ?3, ?4) "
+             "ON CONFLICT (model, alias) DO UPDATE SET version = excluded.version, "
+             "updated_at = excluded.updated_at RETURNING " FERRY_ALIAS_COLUMNS;
+    case Query::kDeleteAlias:
+      return "DELETE FROM model_aliases WHERE model = ?1 AND alias = ?2";
   }
   FERRY_CHECK(false);
   return nullptr;
@@ -409,6 +514,9 @@ const char* Sql(Query q) {
 
 #undef FERRY_RUN_COLUMNS
 #undef FERRY_TASK_COLUMNS
+#undef FERRY_MODEL_COLUMNS
+#undef FERRY_MODEL_VERSION_COLUMNS
+#undef FERRY_ALIAS_COLUMNS
 #undef FERRY_LIVE_RUN_STATES
 
 PipelineRunRecord ReadRun(const Statement& s) {
@@ -490,6 +598,42 @@ CheckpointRecord ReadCheckpoint(const Statement& s) {
   return c;
 }
 
+ModelRecord ReadModel(const Statement& s) {
+  ModelRecord m;
+  m.name = s.ColText(0);
+  m.description = s.ColText(1);
+  m.latest_version = s.ColInt(2);
+  m.created_at = s.ColTime(3);
+  return m;
+}
+
+ModelVersionRecord ReadModelVersion(const Statement& s) {
+  ModelVersionRecord v;
+  v.model = s.ColText(0);
+  v.version = s.ColInt(1);
+  v.state = s.ColText(2);
+  v.revision = s.ColInt(3);
+  v.artifact_uri = s.ColText(4);
+  v.run_id = s.ColText(5);
+  v.task = s.ColText(6);
+  v.idempotency_key = s.ColText(7);
+  v.metrics_json = s.ColText(8);
+  v.metadata_json = s.ColText(9);
+  v.created_at = s.ColTime(10);
+  v.updated_at = s.ColTime(11);
+  v.message = s.ColText(12);
+  return v;
+}
+
+ModelAliasRecord ReadAlias(const Statement& s) {
+  ModelAliasRecord a;
+  a.model = s.ColText(0);
+  a.alias = s.ColText(1);
+  a.version = s.ColInt(2);
+  a.updated_at = s.ColTime(3);
+  return a;
+}
+
 // Every row of `s`, read by `read`.
 template <typename Read>
 auto ReadAll(Statement& s, std::string_view what, Read read)
@@ -538,6 +682,16 @@ std::string TaskResource(const std::string& run_id, const std::string& task) {
   return out;
 }
 
+// How model versions and aliases are named in events and messages: "churn:7", "churn@champion".
+std::string ModelVersionResource(std::string_view model, int64_t version) {
+  return fmt::format("{}:{}", model, version);
+}
+std::string AliasResource(std::string_view model, std::string_view alias) {
+  return fmt::format("{}@{}", model, alias);
+}
+
+constexpr std::string_view kModelAliasKind = "ModelAlias";
+
 }  // namespace
 
 SqliteStateStore::SqliteStateStore(sqlite3* db, std::string path, const Clock& clock)
@@ -562,9 +716,19 @@ absl::StatusOr<std::unique_ptr<SqliteStateStore>> SqliteStateStore::Open(const s
     return SqliteError(db, rc, "cannot open the state database", path);
   }
   FERRY_RETURN_IF_ERROR(store->Configure());
-  FERRY_RETURN_IF_ERROR(store->Migrate());
+  FERRY_RETURN_IF_ERROR(store->Migrate(std::end(kMigrations)[-1].version));
   FERRY_RETURN_IF_ERROR(store->Prepare(Query::kFirstData, Query::kLast));
   return store;
+}
+
+absl::Status SqliteStateStore::CreateAtSchemaVersionForTest(const std::string& path, int version) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  std::unique_ptr<SqliteStateStore> store(new SqliteStateStore(db, path, SystemClock::Get()));
+  if (rc != SQLITE_OK) return SqliteError(db, rc, "cannot open the state database", path);
+  FERRY_RETURN_IF_ERROR(store->Configure());
+  return store->Migrate(version);
 }
 
 absl::Status SqliteStateStore::Configure() {
@@ -614,7 +778,7 @@ absl::Status SqliteStateStore::Prepare(Query first, Query last) {
   return absl::OkStatus();
 }
 
-absl::Status SqliteStateStore::Migrate() {
+absl::Status SqliteStateStore::Migrate(int up_to) {
   constexpr int kLatest = std::end(kMigrations)[-1].version;
   {
     FERRY_ASSIGN_OR_RETURN(WriteTransaction txn, BeginWrite());
@@ -627,6 +791,7 @@ absl::Status SqliteStateStore::Migrate() {
   }
   FERRY_RETURN_IF_ERROR(Prepare(Query::kSchemaVersion, Query::kRecordSchemaVersion));
   for (const Migration& migration : kMigrations) {
+    if (migration.version > up_to) break;
     // Read the version under the write lock: another process may be migrating the same file.
     FERRY_ASSIGN_OR_RETURN(WriteTransaction txn, BeginWrite());
     int64_t current = 0;
@@ -1010,6 +1175,242 @@ absl::StatusOr<CheckpointRecord> SqliteStateStore::GetCheckpoint(const std::stri
   FERRY_ASSIGN_OR_RETURN(bool row, s.Next("cannot read the checkpoint"));
   if (!row) return absl::NotFoundError(fmt::format("no checkpoint with cache key {}", cache_key));
   return ReadCheckpoint(s);
+}
+
+absl::StatusOr<ModelRecord> SqliteStateStore::CreateModel(const std::string& name,
+                                                          const std::string& description) {
+  FERRY_RETURN_IF_ERROR(CheckModelName(name));
+  FERRY_ASSIGN_OR_RETURN(WriteTransaction txn, BeginWrite());
+  {
+    Statement s = Use(Query::kInsertModel);
+    s.Text(1, name).Text(2, description).Time(3, Now());
+    FERRY_RETURN_IF_ERROR(s.Run("cannot create model", name));
+    if (s.Changes() == 0) {
+      return absl::AlreadyExistsError(fmt::format("model {} already exists", name));
+    }
+  }
+  FERRY_ASSIGN_OR_RETURN(ModelRecord model, GetModel(name));
+  FERRY_RETURN_IF_ERROR(txn.Commit());
+  return model;
+}
+
+absl::StatusOr<ModelRecord> SqliteStateStore::GetModel(const std::string& name) {
+  Statement s = Use(Query::kGetModel);
+  s.Text(1, name);
+  FERRY_ASSIGN_OR_RETURN(bool row, s.Next("cannot read model", name));
+  if (!row) return absl::NotFoundError(fmt::format("no model {} in {}", name, path_));
+  return ReadModel(s);
+}
+
+absl::StatusOr<std::vector<ModelRecord>> SqliteStateStore::ListModels() {
+  Statement s = Use(Query::kListModels);
+  return ReadAll(s, "cannot list models", ReadModel);
+}
+
+absl::StatusOr<ModelVersionRecord> SqliteStateStore::RegisterModelVersion(
+    const NewModelVersion& v) {
+  FERRY_RETURN_IF_ERROR(CheckModelName(v.model));
+  FERRY_ASSIGN_OR_RETURN(WriteTransaction txn, BeginWrite());
+  if (!v.idempotency_key.empty()) {
+    Statement s = Use(Query::kModelVersionWithKey);
+    s.Text(1, v.model).Text(2, v.idempotency_key);
+    FERRY_ASSIGN_OR_RETURN(bool row, s.Next("cannot look up the idempotency key"));
+    if (row) return ReadModelVersion(s);  // a retry: nothing to write
+  }
+  const absl::Time now = Now();
+  FERRY_RETURN_IF_ERROR(Use(Query::kInsertModel)
+                            .Text(1, v.model)
+                            .Text(2, "")
+                            .Time(3, now)
+                            .Run("cannot create model", v.model));
+  int64_t number = 0;
+  {
+    Statement s = Use(Query::kNextModelVersion);
+    s.Text(1, v.model);
+    FERRY_ASSIGN_OR_RETURN(bool row, s.Next("cannot number a new version of model", v.model));
+    FERRY_CHECK(row);  // the model exists: inserted above if it did not
+    number = s.ColInt(0);
+  }
+  ModelVersionRecord record;
+  {
+    Statement s = Use(Query::kInsertModelVersion);
+    s.Text(1, v.model)
+        .Int(2, number)
+        .Text(3, v.artifact_uri)
+        .Text(4, v.run_id)
+        .Text(5, v.task)
+        .Text(6, v.idempotency_key)
+        .Text(7, v.metrics_json)
+        .Text(8, v.metadata_json)
+        .Time(9, now);
+    const std::string resource = ModelVersionResource(v.model, number);
+    FERRY_ASSIGN_OR_RETURN(bool row, s.Next("cannot register", resource));
+    FERRY_CHECK(row);  // RETURNING
+    record = ReadModelVersion(s);
+  }
+  FERRY_RETURN_IF_ERROR(AppendEvent(ModelVersionKind().name, ModelVersionResource(v.model, number),
+                                    "", model_state::kRegistered, 1, v.actor, "registered", now));
+  FERRY_RETURN_IF_ERROR(txn.Commit());
+  return record;
+}
+
+absl::StatusOr<ModelVersionRecord> SqliteStateStore::ModelVersionLocked(const std::string& model,
+                                                                        int64_t version) {
+  {
+    Statement s = Use(Query::kGetModelVersion);
+    s.Text(1, model).Int(2, version);
+    FERRY_ASSIGN_OR_RETURN(bool row, s.Next("cannot read", ModelVersionResource(model, version)));
+    if (row) return ReadModelVersion(s);
+  }
+  FERRY_ASSIGN_OR_RETURN(ModelRecord m, GetModel(model));
+  return absl::NotFoundError(fmt::format(
+      "model {} has no version {} ({})", model, version,
+      m.latest_version == 0 ? std::string("it has none yet")
+                            : fmt::format("its versions are 1 to {}", m.latest_version)));
+}
+
+absl::StatusOr<ModelVersionRecord> SqliteStateStore::GetModelVersion(const std::string& model,
+                                                                     int64_t version) {
+  return ModelVersionLocked(model, version);
+}
+
+absl::StatusOr<std::vector<ModelVersionRecord>> SqliteStateStore::ListModelVersions(
+    const std::string& model) {
+  std::vector<ModelVersionRecord> versions;
+  {
+    Statement s = Use(Query::kListModelVersions);
+    s.Text(1, model);
+    FERRY_ASSIGN_OR_RETURN(versions, ReadAll(s, "cannot list model versions", ReadModelVersion));
+  }
+  if (versions.empty()) FERRY_RETURN_IF_ERROR(GetModel(model).status());
+  return versions;
+}
+
+absl::StatusOr<ModelVersionRecord> SqliteStateStore::TransitionModelVersion(
+    const ModelVersionTransition& t) {
+  const KindTable& kind = ModelVersionKind();
+  const std::string resource = ModelVersionResource(t.model, t.version);
+  if (!IsLegal(kind, t.from, t.to)) return IllegalTransition(kind, resource, t.from, t.to);
+
+  FERRY_ASSIGN_OR_RETURN(WriteTransaction txn, BeginWrite());
+  const absl::Time now = Now();
+  ModelVersionRecord record;
+  {
+    Statement s = Use(Query::kUpdateModelVersion);
+    s.Text(1, t.to)
+        .Time(2, now)
+        .OptText(3, t.message)
+        .Text(4, t.model)
+        .Int(5, t.version)
+        .Text(6, t.from)
+        .Int(7, t.expected_revision);
+    FERRY_ASSIGN_OR_RETURN(bool row, s.Next("cannot update", resource));
+    if (!row) {
+      Statement current = Use(Query::kModelVersionState);
+      current.Text(1, t.model).Int(2, t.version);
+      return MovedFirst(current, kind.name, resource, t.from, t.expected_revision);
+    }
+    record = ReadModelVersion(s);
+  }
+  if (!IsUsableModelState(t.to)) {
+    // Checked after the compare-and-set, so that a stale caller hears that first.
+    Statement s = Use(Query::kAliasesOfVersion);
+    s.Text(1, t.model).Int(2, t.version);
+    FERRY_ASSIGN_OR_RETURN(std::vector<std::string> aliases,
+                           ReadAll(s, "cannot read the aliases of",
+                                   [](const Statement& row) { return row.ColText(0); }));
+    if (!aliases.empty()) {
+      return absl::FailedPreconditionError(fmt::format(
+          "{} cannot become {}: alias{} {} of model {} point{} to it; move or delete {} first",
+          resource, t.to, aliases.size() == 1 ? "" : "es", fmt::join(aliases, ", "), t.model,
+          aliases.size() == 1 ? "s" : "", aliases.size() == 1 ? "it" : "them"));
+    }
+  }
+  FERRY_RETURN_IF_ERROR(
+      AppendEvent(kind.name, resource, t.from, t.to, record.revision, t.actor, t.reason, now));
+  FERRY_RETURN_IF_ERROR(txn.Commit());
+  return record;
+}
+
+absl::StatusOr<ModelAliasRecord> SqliteStateStore::SetAlias(const AliasMove& move) {
+  FERRY_RETURN_IF_ERROR(CheckModelName(move.model));
+  FERRY_RETURN_IF_ERROR(CheckAliasName(move.alias));
+  const std::string resource = AliasResource(move.model, move.alias);
+  FERRY_ASSIGN_OR_RETURN(WriteTransaction txn, BeginWrite());
+  FERRY_ASSIGN_OR_RETURN(ModelVersionRecord target, ModelVersionLocked(move.model, move.version));
+  if (!IsUsableModelState(target.state)) {
+    return absl::FailedPreconditionError(
+        fmt::format("alias {} cannot point to {}: it is {}", resource,
+                    ModelVersionResource(move.model, move.version), target.state));
+  }
+  std::optional<ModelAliasRecord> current;
+  {
+    Statement s = Use(Query::kGetAlias);
+    s.Text(1, move.model).Text(2, move.alias);
+    FERRY_ASSIGN_OR_RETURN(bool row, s.Next("cannot read alias", resource));
+    if (row) current = ReadAlias(s);
+  }
+  const int64_t current_version = current.has_value() ? current->version : 0;
+  auto describe = [](int64_t version) {
+    return version == 0 ? std::string("nothing (no such alias)") : fmt::format("{}", version);
+  };
+  if (move.expected_current.has_value() && *move.expected_current != current_version) {
+    return absl::FailedPreconditionError(
+        fmt::format("alias {} moved first by someone else: expected it to point to {}, found {}",
+                    resource, describe(*move.expected_current), describe(current_version)));
+  }
+  if (current_version == move.version) return *current;  // already there: nothing moves
+
+  const absl::Time now = Now();
+  ModelAliasRecord record;
+  {
+    Statement s = Use(Query::kPutAlias);
+    s.Text(1, move.model).Text(2, move.alias).Int(3, move.version).Time(4, now);
+    FERRY_ASSIGN_OR_RETURN(bool row, s.Next("cannot move alias", resource));
+    FERRY_CHECK(row);  // RETURNING
+    record = ReadAlias(s);
+  }
+  FERRY_RETURN_IF_ERROR(AppendEvent(
+      kModelAliasKind, resource, current.has_value() ? fmt::format("{}", current_version) : "",
+      fmt::format("{}", move.version), move.version, move.actor, move.reason, now));
+  FERRY_RETURN_IF_ERROR(txn.Commit());
+  return record;
+}
+
+absl::StatusOr<ModelAliasRecord> SqliteStateStore::GetAlias(const std::string& model,
+                                                            const std::string& alias) {
+  const std::string resource = AliasResource(model, alias);
+  Statement s = Use(Query::kGetAlias);
+  s.Text(1, model).Text(2, alias);
+  FERRY_ASSIGN_OR_RETURN(bool row, s.Next("cannot read alias", resource));
+  if (!row) {
+    return absl::NotFoundError(fmt::format("model {} has no alias {}", model, alias));
+  }
+  return ReadAlias(s);
+}
+
+absl::StatusOr<std::vector<ModelAliasRecord>> SqliteStateStore::ListAliases(
+    const std::string& model) {
+  std::vector<ModelAliasRecord> aliases;
+  {
+    Statement s = Use(Query::kListAliases);
+    s.Text(1, model);
+    FERRY_ASSIGN_OR_RETURN(aliases, ReadAll(s, "cannot list aliases", ReadAlias));
+  }
+  if (aliases.empty()) FERRY_RETURN_IF_ERROR(GetModel(model).status());
+  return aliases;
+}
+
+absl::Status SqliteStateStore::DeleteAlias(const std::string& model, const std::string& alias,
+                                           const std::string& actor) {
+  const std::string resource = AliasResource(model, alias);
+  FERRY_ASSIGN_OR_RETURN(WriteTransaction txn, BeginWrite());
+  FERRY_ASSIGN_OR_RETURN(ModelAliasRecord current, GetAlias(model, alias));
+  FERRY_RETURN_IF_ERROR(
+      Use(Query::kDeleteAlias).Text(1, model).Text(2, alias).Run("cannot delete alias", resource));
+  FERRY_RETURN_IF_ERROR(AppendEvent(kModelAliasKind, resource, fmt::format("{}", current.version),
+                                    "", 0, actor, "deleted", Now()));
+  return txn.Commit();
 }
 
 }  // namespace ferry::state

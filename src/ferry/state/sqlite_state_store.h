@@ -46,6 +46,10 @@ class SqliteStateStore final : public StateStore {
   static absl::StatusOr<std::unique_ptr<SqliteStateStore>> Open(
       const std::string& path, const Clock& clock = SystemClock::Get());
 
+  // Creates the database at `path` with the schema as of migration `version` only, as an older
+  // ferry left it, to test the migrations that follow.
+  static absl::Status CreateAtSchemaVersionForTest(const std::string& path, int version);
+
   ~SqliteStateStore() override;
   SqliteStateStore(const SqliteStateStore&) = delete;
   SqliteStateStore& operator=(const SqliteStateStore&) = delete;
@@ -69,6 +73,24 @@ class SqliteStateStore final : public StateStore {
   absl::Status PutCheckpoint(const CheckpointRecord& c) override;
   absl::StatusOr<CheckpointRecord> GetCheckpoint(const std::string& cache_key) override;
 
+  absl::StatusOr<ModelRecord> CreateModel(const std::string& name,
+                                          const std::string& description) override;
+  absl::StatusOr<ModelRecord> GetModel(const std::string& name) override;
+  absl::StatusOr<std::vector<ModelRecord>> ListModels() override;
+  absl::StatusOr<ModelVersionRecord> RegisterModelVersion(const NewModelVersion& v) override;
+  absl::StatusOr<ModelVersionRecord> GetModelVersion(const std::string& model,
+                                                     int64_t version) override;
+  absl::StatusOr<std::vector<ModelVersionRecord>> ListModelVersions(
+      const std::string& model) override;
+  absl::StatusOr<ModelVersionRecord> TransitionModelVersion(
+      const ModelVersionTransition& t) override;
+  absl::StatusOr<ModelAliasRecord> SetAlias(const AliasMove& move) override;
+  absl::StatusOr<ModelAliasRecord> GetAlias(const std::string& model,
+                                            const std::string& alias) override;
+  absl::StatusOr<std::vector<ModelAliasRecord>> ListAliases(const std::string& model) override;
+  absl::Status DeleteAlias(const std::string& model, const std::string& alias,
+                           const std::string& actor) override;
+
  private:
   using Query = sqlite_internal::Query;
   using Statement = sqlite_internal::Statement;
@@ -77,7 +99,8 @@ class SqliteStateStore final : public StateStore {
   SqliteStateStore(sqlite3* db, std::string path, const Clock& clock);
 
   absl::Status Configure();
-  absl::Status Migrate();
+  // Applies the migrations up to version `up_to` that the database lacks.
+  absl::Status Migrate(int up_to);
   absl::Status Prepare(Query first, Query last);
   // The cached prepared statement for `q`; reset and unbound when the returned object dies.
   Statement Use(Query q);
@@ -95,6 +118,8 @@ class SqliteStateStore final : public StateStore {
   // The live run of `pipeline` holding idempotency key `key`, if any.
   absl::StatusOr<std::optional<PipelineRunRecord>> LiveRunWithKey(const std::string& pipeline,
                                                                   const std::string& key);
+  // Version `version` of `model`; NotFound naming which of the two is missing.
+  absl::StatusOr<ModelVersionRecord> ModelVersionLocked(const std::string& model, int64_t version);
 
   sqlite3* db_;
   std::string path_;

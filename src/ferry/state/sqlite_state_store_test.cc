@@ -101,15 +101,148 @@ TEST_F(SqliteStateStoreTest, MigrationIsIdempotentAndWalIsOn) {
   ASSERT_NE(third, nullptr);
 
   RawDb raw(path_);
-  EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM schema_version"), "1");
-  EXPECT_EQ(raw.Query("SELECT MAX(version) FROM schema_version"), "1");
+  EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM schema_version"), "2");
+  EXPECT_EQ(raw.Query("SELECT MAX(version) FROM schema_version"), "2");
   EXPECT_EQ(raw.Query("PRAGMA journal_mode"), "wal");
-  for (const char* table :
-       {"pipeline_runs", "task_runs", "task_attempts", "events", "checkpoints"}) {
+  for (const char* table : {"pipeline_runs", "task_runs", "task_attempts", "events", "checkpoints",
+                            "models", "model_versions", "model_aliases"}) {
     const std::string sql =
         std::string("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = '") +
         table + "'";  // a constant of this test, not a value from outside
     EXPECT_EQ(raw.Query(sql.c_str()), "1") << table;
+  }
+}
+
+TEST_F(SqliteStateStoreTest, DatabaseOfSchemaVersion1IsMigratedOnOpen) {
+  // As the ferry before the model registry left it: schema 1, a run with events.
+  ASSERT_TRUE(SqliteStateStore::CreateAtSchemaVersionForTest(path_, 1).ok());
+  {
+    RawDb raw(path_);
+    EXPECT_EQ(raw.Query("SELECT MAX(version) FROM schema_version"), "1");
+    EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM sqlite_schema WHERE name = 'models'"), "0");
+    ASSERT_EQ(raw.Exec("INSERT INTO pipeline_runs (id, pipeline, state, version, created_at) "
+                       "VALUES ('old', 'p', 'succeeded', 3, 1)"),
+              SQLITE_OK);
+    ASSERT_EQ(raw.Exec("INSERT INTO events (kind, resource, from_state, to_state, version, "
+                       "actor, reason, at) VALUES ('PipelineRun', 'old', '', 'queued', 1, 'a', "
+                       "'created', 1)"),
+              SQLITE_OK);
+  }
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  {
+    RawDb raw(path_);
+    EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_version"), "1,2");
+    EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name IN "
+                        "('models', 'model_versions', 'model_aliases')"),
+              "3");
+  }
+  // The old rows are intact, and the registry works next to them.
+  absl::StatusOr<PipelineRunRecord> run = store->GetRun("old");
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->state, run_state::kSucceeded);
+  EXPECT_EQ(run->version, 3);
+  absl::StatusOr<ModelVersionRecord> v = store->RegisterModelVersion({.model = "churn"});
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->version, 1);
+  absl::StatusOr<std::vector<EventRecord>> events = store->GetEvents("");
+  ASSERT_TRUE(events.ok()) << events.status();
+  ASSERT_EQ(events->size(), 2u);
+  EXPECT_EQ((*events)[0].resource, "old");
+  EXPECT_EQ((*events)[1].resource, "churn:1");
+
+  // Reopening applies nothing twice.
+  store.reset();
+  ASSERT_NE(Open(), nullptr);
+  RawDb raw(path_);
+  EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM schema_version"), "2");
+}
+
+TEST_F(SqliteStateStoreTest, ModelVersionNumbersHoldAgainstRawWrites) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->RegisterModelVersion({.model = "churn", .idempotency_key = "k"}).ok());
+  // One row per (model, version) and per (model, idempotency key), whoever writes; aliases name
+  // versions that exist.
+  RawDb raw(path_);
+  EXPECT_EQ(raw.Exec("INSERT INTO model_versions (model, version, state, revision, created_at, "
+                     "updated_at) VALUES ('churn', 1, 'registered', 1, 1, 1)"),
+            SQLITE_CONSTRAINT);
+  EXPECT_EQ(raw.Exec("INSERT INTO model_versions (model, version, state, revision, "
+                     "idempotency_key, created_at, updated_at) "
+                     "VALUES ('churn', 2, 'registered', 1, 'k', 1, 1)"),
+            SQLITE_CONSTRAINT);
+  EXPECT_EQ(raw.Exec("PRAGMA foreign_keys = ON"), SQLITE_OK);
+  EXPECT_EQ(raw.Exec("INSERT INTO model_aliases (model, alias, version, updated_at) "
+                     "VALUES ('churn', 'champion', 7, 1)"),
+            SQLITE_CONSTRAINT);
+  EXPECT_EQ(raw.Exec("INSERT INTO model_versions (model, version, state, revision, created_at, "
+                     "updated_at) VALUES ('nope', 1, 'registered', 1, 1, 1)"),
+            SQLITE_CONSTRAINT);
+}
+
+TEST_F(SqliteStateStoreTest, ModelMessagesSayWhatHappened) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->RegisterModelVersion({.model = "churn"}).ok());
+  ASSERT_TRUE(store->RegisterModelVersion({.model = "churn"}).ok());
+  EXPECT_EQ(store->GetModelVersion("churn", 5).status().message(),
+            "model churn has no version 5 (its versions are 1 to 2)");
+  EXPECT_EQ(store
+                ->TransitionModelVersion({.model = "churn",
+                                          .version = 1,
+                                          .from = model_state::kRegistered,
+                                          .to = model_state::kProduction,
+                                          .expected_revision = 1})
+                .status()
+                .message(),
+            "illegal transition ModelVersion churn:1: registered -> production (legal from "
+            "registered: validated, rejected, tombstoned)");
+  ASSERT_TRUE(store->SetAlias({.model = "churn", .alias = "champion", .version = 2}).ok());
+  EXPECT_EQ(
+      store->SetAlias({.model = "churn", .alias = "champion", .version = 1, .expected_current = 1})
+          .status()
+          .message(),
+      "alias churn@champion moved first by someone else: expected it to point to 1, found "
+      "2");
+  EXPECT_EQ(store
+                ->TransitionModelVersion({.model = "churn",
+                                          .version = 2,
+                                          .from = model_state::kRegistered,
+                                          .to = model_state::kRejected,
+                                          .expected_revision = 1})
+                .status()
+                .message(),
+            "churn:2 cannot become rejected: alias champion of model churn points to it; move or "
+            "delete it first");
+  EXPECT_EQ(CheckAliasName("7").message(),
+            "'7' cannot be an alias: NAME:7 means version 7; put a letter in it");
+}
+
+TEST(ModelRefTest, ParsesTheFourForms) {
+  absl::StatusOr<ModelRef> r = ParseModelRef("churn");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->model, "churn");
+  EXPECT_EQ(r->version, 0);
+  EXPECT_EQ(r->alias, "");
+  r = ParseModelRef("churn:latest");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->version, 0);
+  EXPECT_EQ(r->alias, "");
+  r = ParseModelRef("churn.v2:17");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->model, "churn.v2");
+  EXPECT_EQ(r->version, 17);
+  r = ParseModelRef("churn:champion-2");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->version, 0);
+  EXPECT_EQ(r->alias, "champion-2");
+  for (std::string_view bad : {"", ":", "churn:", ":1", "churn:0", "churn:1:2", "chu rn",
+                               "churn:-1", "churn:1234567890123456789", "churn:a..b"}) {
+    SCOPED_TRACE(bad);
+    absl::StatusOr<ModelRef> b = ParseModelRef(bad);
+    EXPECT_TRUE(absl::IsInvalidArgument(b.status())) << b.status();
+    EXPECT_NE(b.status().message().find("NAME:VERSION"), std::string::npos) << b.status();
   }
 }
 

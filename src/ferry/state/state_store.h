@@ -11,6 +11,10 @@
 //  - A batch of transitions is all-or-nothing.
 //  - At most one live (unfinished) attempt per task; at most one live run per (pipeline,
 //    idempotency key): the database's unique indexes enforce both, across processes.
+//  - The model registry: versions of a model are numbered 1, 2, 3, ... in registration order,
+//    each number given once even to concurrent registrations; moving an alias is one
+//    compare-and-set transaction with its event; an alias never names a rejected or tombstoned
+//    version (kinds.h, IsUsableModelState).
 //
 // Thread-safety: one instance may be used from one thread at a time; open one instance per
 // thread or process (they coordinate through the database).
@@ -20,11 +24,16 @@
 //   FERRY_ASSIGN_OR_RETURN(PipelineRunRecord run, store->CreateRun({.id = id, ...}));
 //   FERRY_RETURN_IF_ERROR(store->TransitionRun({.id = id, .from = "queued", .to = "running",
 //                                               .expected_version = run.version}).status());
+//   FERRY_ASSIGN_OR_RETURN(ModelVersionRecord v, store->RegisterModelVersion(
+//       {.model = "churn", .artifact_uri = uri, .idempotency_key = run_id + "/register"}));
+//   FERRY_RETURN_IF_ERROR(store->SetAlias({.model = "churn", .alias = "champion",
+//                                          .version = v.version, .expected_current = 6}).status());
 
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -82,12 +91,17 @@ struct AttemptRecord {
 
 struct EventRecord {
   int64_t seq = 0;
-  std::string kind;      // "PipelineRun", "TaskRun"
-  std::string resource;  // run id, or "<run id>/<task>"
-  std::string from;      // empty for creation
+  std::string kind;  // "PipelineRun", "TaskRun", "ModelVersion", "ModelAlias"
+  // Run id, "<run id>/<task>", "<model>:<version>" (ModelVersion), "<model>@<alias>" (ModelAlias).
+  std::string resource;
+  // States, or for ModelAlias the version numbers the alias pointed to before and after ("7");
+  // empty for creation (and `to` for an alias's deletion).
+  std::string from;
   std::string to;
-  int64_t version = 0;  // version after the change
-  std::string actor;    // "ferry run pid 123@host", "ferry cancel", ...
+  // Version (revision) after the change; for ModelAlias the version number it points to after
+  // the move, 0 once deleted.
+  int64_t version = 0;
+  std::string actor;  // "ferry run pid 123@host", "ferry cancel", ...
   std::string reason;
   absl::Time at = absl::InfinitePast();
 };
@@ -146,6 +160,74 @@ struct TaskTransition {
   std::optional<CheckpointRecord> checkpoint;
 };
 
+// A named model: the parent of its versions. Created explicitly or by its first registration.
+struct ModelRecord {
+  std::string name;  // CheckModelName
+  std::string description;
+  int64_t latest_version = 0;  // the last version number given out; 0 before the first
+  absl::Time created_at = absl::InfinitePast();
+};
+
+// One registered version of a model ("churn:7"): an immutable artifact plus its lifecycle state.
+struct ModelVersionRecord {
+  std::string model;
+  int64_t version = 0;       // 1, 2, 3, ... per model, in registration order
+  std::string state;         // ModelVersionKind()
+  int64_t revision = 0;      // the compare-and-set counter: 1 at registration, +1 per transition
+  std::string artifact_uri;  // models/<name>/<version>/ in the lake, or where it was trained
+  std::string run_id;        // the pipeline run and task that registered it; may be empty
+  std::string task;
+  std::string idempotency_key;  // empty when none
+  std::string metrics_json;     // evaluation metrics, as the register step recorded them
+  std::string metadata_json;    // model type, dataset version, git commit, ...
+  absl::Time created_at = absl::InfinitePast();
+  absl::Time updated_at = absl::InfinitePast();  // the last transition (created_at before any)
+  std::string message;                           // why it was rejected, archived, ...
+};
+
+struct NewModelVersion {
+  std::string model;  // created (with no description) if it does not exist yet
+  std::string artifact_uri;
+  std::string run_id;
+  std::string task;
+  // A retried registration with the same non-empty key (by convention "<run id>/<task>") returns
+  // the version the first one created instead of a new one, whatever state it is in now.
+  std::string idempotency_key;
+  std::string metrics_json;
+  std::string metadata_json;
+  std::string actor;
+};
+
+struct ModelVersionTransition {
+  std::string model;
+  int64_t version = 0;
+  std::string_view from;
+  std::string_view to;
+  int64_t expected_revision = 0;
+  std::string reason;
+  std::string actor;
+  std::optional<std::string> message;  // written in the same transaction, when set
+};
+
+// A movable name for one version of a model ("churn:champion" -> churn:7).
+struct ModelAliasRecord {
+  std::string model;
+  std::string alias;
+  int64_t version = 0;
+  absl::Time updated_at = absl::InfinitePast();  // the last move
+};
+
+struct AliasMove {
+  std::string model;
+  std::string alias;    // CheckAliasName
+  int64_t version = 0;  // the version it is to point to
+  // Compare-and-set: when set, the move happens only if the alias points to this version now;
+  // 0 means "only if the alias does not exist yet". Unset: move whatever it points to.
+  std::optional<int64_t> expected_current;
+  std::string reason;
+  std::string actor;
+};
+
 class StateStore {
  public:
   virtual ~StateStore() = default;
@@ -179,7 +261,75 @@ class StateStore {
   virtual absl::Status PutCheckpoint(const CheckpointRecord& c) = 0;
   // NotFound when there is none.
   virtual absl::StatusOr<CheckpointRecord> GetCheckpoint(const std::string& cache_key) = 0;
+
+  // --- The model registry ---
+
+  // AlreadyExists when the model exists (its description is left as it is): callers that only
+  // need the model to exist treat that as success. InvalidArgument unless IsValidName(name).
+  virtual absl::StatusOr<ModelRecord> CreateModel(const std::string& name,
+                                                  const std::string& description) = 0;
+  // NotFound when there is no such model.
+  virtual absl::StatusOr<ModelRecord> GetModel(const std::string& name) = 0;
+  // Every model, by name.
+  virtual absl::StatusOr<std::vector<ModelRecord>> ListModels() = 0;
+
+  // Gives the model's next version number (creating the model if needed) and records the
+  // version in state registered, revision 1, with a creation event, in one transaction.
+  // Concurrent registrations of one model, from any process, get distinct consecutive numbers.
+  // With an idempotency key already used for this model, returns that version and writes
+  // nothing. InvalidArgument for an invalid model name.
+  virtual absl::StatusOr<ModelVersionRecord> RegisterModelVersion(const NewModelVersion& v) = 0;
+  // NotFound when the model or the version does not exist.
+  virtual absl::StatusOr<ModelVersionRecord> GetModelVersion(const std::string& model,
+                                                             int64_t version) = 0;
+  // Versions of a model, oldest (1) first. NotFound when the model does not exist.
+  virtual absl::StatusOr<std::vector<ModelVersionRecord>> ListModelVersions(
+      const std::string& model) = 0;
+  // Compare-and-set along ModelVersionKind(), as TransitionRun. Also FailedPrecondition when the
+  // version would become rejected or tombstoned while an alias points to it (the message names
+  // the aliases): move or delete them first.
+  virtual absl::StatusOr<ModelVersionRecord> TransitionModelVersion(
+      const ModelVersionTransition& t) = 0;
+
+  // Creates or moves an alias, and appends a ModelAlias event, in one transaction. InvalidArgument
+  // for a bad alias name; NotFound when the version does not exist; FailedPrecondition when the
+  // version is rejected or tombstoned, or when `expected_current` does not hold (someone moved it
+  // first; nothing changes). Pointing an alias where it already points changes nothing and
+  // records no event.
+  virtual absl::StatusOr<ModelAliasRecord> SetAlias(const AliasMove& move) = 0;
+  // NotFound when the model has no such alias.
+  virtual absl::StatusOr<ModelAliasRecord> GetAlias(const std::string& model,
+                                                    const std::string& alias) = 0;
+  // The model's aliases, by name. NotFound when the model does not exist.
+  virtual absl::StatusOr<std::vector<ModelAliasRecord>> ListAliases(const std::string& model) = 0;
+  // Removes the alias and appends a ModelAlias event (to ""), in one transaction. NotFound when
+  // there is no such alias.
+  virtual absl::Status DeleteAlias(const std::string& model, const std::string& alias,
+                                   const std::string& actor) = 0;
 };
+
+// InvalidArgument, saying what is allowed, unless `name` can name a model: IsValidName.
+absl::Status CheckModelName(std::string_view name);
+// InvalidArgument, saying what is allowed, unless `alias` can name an alias: IsValidName, not all
+// digits (it would read as a version number), not "latest" (reserved).
+absl::Status CheckAliasName(std::string_view alias);
+
+// A reference to a model version, as users write it: "churn:7" (version 7), "churn:champion"
+// (what the alias points to now), "churn" or "churn:latest" (the newest version that is not
+// rejected or tombstoned).
+struct ModelRef {
+  std::string model;
+  int64_t version = 0;  // set for "churn:7"
+  std::string alias;    // set for "churn:champion"; both unset means latest
+};
+
+// InvalidArgument, saying the accepted forms, for anything else.
+absl::StatusOr<ModelRef> ParseModelRef(std::string_view ref);
+
+// Parses `ref` and reads the version it names now, through `store` (a read, not a snapshot: an
+// alias moved right after is not seen). NotFound when the model, version or alias does not
+// exist, or the model has no usable version for "latest".
+absl::StatusOr<ModelVersionRecord> ResolveModelRef(StateStore& store, std::string_view ref);
 
 // Opens the store named by `uri` ("sqlite:///abs/path.db"; "postgresql://..." arrives later and
 // is reported as Unimplemented), creating or migrating its schema.

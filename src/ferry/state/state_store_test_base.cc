@@ -5,10 +5,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <functional>
 #include <latch>
 #include <map>
+#include <numeric>
 #include <set>
 #include <thread>
 #include <tuple>
@@ -143,6 +146,35 @@ std::vector<EventRecord> StateStoreConformance::Events(const std::string& resour
   return events.ok() ? *events : std::vector<EventRecord>{};
 }
 
+ModelVersionRecord StateStoreConformance::Register(const std::string& model,
+                                                   const std::string& idempotency_key) {
+  absl::StatusOr<ModelVersionRecord> v =
+      store_->RegisterModelVersion({.model = model,
+                                    .artifact_uri = "file:///lake/models/" + model,
+                                    .idempotency_key = idempotency_key,
+                                    .actor = "test"});
+  EXPECT_TRUE(v.ok()) << v.status();
+  return v.ok() ? *v : ModelVersionRecord{};
+}
+
+ModelVersionRecord StateStoreConformance::BringModelVersionTo(const std::string& model,
+                                                              int64_t version,
+                                                              std::string_view to) {
+  absl::StatusOr<ModelVersionRecord> v = store_->GetModelVersion(model, version);
+  for (std::string_view next : PathFromInitial(ModelVersionKind(), to)) {
+    if (!v.ok()) break;
+    v = store_->TransitionModelVersion({.model = model,
+                                        .version = version,
+                                        .from = v->state,
+                                        .to = next,
+                                        .expected_revision = v->revision,
+                                        .reason = "setting up",
+                                        .actor = "test"});
+  }
+  EXPECT_TRUE(v.ok()) << v.status();
+  return v.ok() ? *v : ModelVersionRecord{};
+}
+
 namespace {
 
 std::string TaskResource(const std::string& run_id, const std::string& task) {
@@ -181,6 +213,65 @@ int RaceChild(const std::string& uri, int go_fd) {
                             .status();
   if (status.ok()) return kChildWon;
   return absl::IsFailedPrecondition(status) ? kChildLost : kChildOtherError;
+}
+
+// Run in forked children: each opens its own store, waits until the parent closes the go pipe,
+// runs `act(store, i)` and reports through its exit code (kChild*). Fills `codes` (exit code ->
+// children); fails the test if they do not all finish within a minute.
+void RaceInChildren(const std::string& uri, int children,
+                    const std::function<absl::Status(StateStore&, int)>& act,
+                    std::map<int, int>& codes) {
+  constexpr int kDeadlineMs = 60'000;
+  int go[2];
+  int done[2];
+  ASSERT_EQ(::pipe(go), 0);
+  ASSERT_EQ(::pipe(done), 0);
+  std::vector<pid_t> pids;
+  for (int i = 0; i < children; ++i) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::close(go[1]);
+      ::close(done[0]);
+      absl::StatusOr<std::unique_ptr<StateStore>> store = OpenStateStore(uri);
+      if (!store.ok()) ::_exit(kChildOpenFailed);
+      char byte;
+      while (::read(go[0], &byte, 1) < 0 && errno == EINTR) {
+      }
+      const absl::Status status = act(**store, i);
+      ::_exit(status.ok()                          ? kChildWon
+              : absl::IsFailedPrecondition(status) ? kChildLost
+                                                   : kChildOtherError);
+    }
+    ASSERT_GT(pid, 0) << "fork failed";
+    pids.push_back(pid);
+  }
+  ::close(go[0]);
+  ::close(done[1]);
+  ::close(go[1]);  // start: every child reads end-of-file
+
+  bool all_exited = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kDeadlineMs);
+  while (!all_exited) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{.fd = done[0], .events = POLLIN, .revents = 0};
+    const int n = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    char byte;
+    all_exited = ::read(done[0], &byte, 1) == 0;
+  }
+  ::close(done[0]);
+  if (!all_exited) {
+    for (pid_t pid : pids) ::kill(pid, SIGKILL);
+  }
+  for (pid_t pid : pids) {
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    if (WIFEXITED(status)) ++codes[WEXITSTATUS(status)];
+  }
+  ASSERT_TRUE(all_exited) << "children did not finish within " << kDeadlineMs << " ms";
 }
 
 TEST_P(StateStoreConformance, CreateGetAndListRuns) {
@@ -1098,6 +1189,601 @@ TEST_P(StateStoreConformance, ThreadsRaceOneTaskBatch) {
     EXPECT_EQ(attempts[0].finished_at, absl::InfinitePast());
     EXPECT_EQ(Events(TaskResource("r", task)).size(), 3u);  // created, queued, running once
   }
+}
+
+// --- The model registry ---
+
+using VersionStep = std::tuple<std::string, std::string, std::string, int64_t>;
+std::vector<VersionStep> Steps(const std::vector<EventRecord>& events) {
+  std::vector<VersionStep> out;
+  for (const EventRecord& e : events) out.emplace_back(e.kind, e.from, e.to, e.version);
+  return out;
+}
+
+TEST_P(StateStoreConformance, CreateGetAndListModels) {
+  EXPECT_TRUE(absl::IsNotFound(store_->GetModel("churn").status()));
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<ModelRecord> models, store_->ListModels());
+  EXPECT_TRUE(models.empty());
+
+  FERRY_ASSERT_OK_AND_ASSIGN(ModelRecord churn, store_->CreateModel("churn", "who leaves"));
+  EXPECT_EQ(churn.name, "churn");
+  EXPECT_EQ(churn.description, "who leaves");
+  EXPECT_EQ(churn.latest_version, 0);
+  EXPECT_NE(churn.created_at, absl::InfinitePast());
+  absl::StatusOr<ModelRecord> again = store_->CreateModel("churn", "something else");
+  EXPECT_TRUE(absl::IsAlreadyExists(again.status())) << again.status();
+  FERRY_ASSERT_OK_AND_ASSIGN(ModelRecord got, store_->GetModel("churn"));
+  EXPECT_EQ(got.description, "who leaves");  // the second call changed nothing
+  EXPECT_EQ(got.created_at, churn.created_at);
+
+  FERRY_ASSERT_OK(store_->CreateModel("arpu", "").status());
+  for (const std::string bad : {"", "a b", "../x", "churn:7", "m@a", ".hidden", "x/y"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_TRUE(absl::IsInvalidArgument(store_->CreateModel(bad, "").status()));
+    EXPECT_TRUE(absl::IsInvalidArgument(
+        store_->RegisterModelVersion({.model = bad, .artifact_uri = "file:///x"}).status()));
+  }
+  FERRY_ASSERT_OK_AND_ASSIGN(models, store_->ListModels());
+  ASSERT_EQ(models.size(), 2u);
+  EXPECT_EQ(models[0].name, "arpu");
+  EXPECT_EQ(models[1].name, "churn");
+  EXPECT_EQ(models[1].description, "who leaves");
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<ModelVersionRecord> versions,
+                             store_->ListModelVersions("arpu"));
+  EXPECT_TRUE(versions.empty());
+}
+
+TEST_P(StateStoreConformance, RegisterNumbersVersionsFromOnePerModel) {
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      ModelVersionRecord v1,
+      store_->RegisterModelVersion({.model = "churn",
+                                    .artifact_uri = "file:///lake/models/churn/1",
+                                    .run_id = "r1",
+                                    .task = "register",
+                                    .idempotency_key = "r1/register",
+                                    .metrics_json = R"({"auc":0.81})",
+                                    .metadata_json = R"({"type":"xgboost","git":"abc123"})",
+                                    .actor = "ferry run pid 1@h"}));
+  EXPECT_EQ(v1.model, "churn");
+  EXPECT_EQ(v1.version, 1);
+  EXPECT_EQ(v1.state, model_state::kRegistered);
+  EXPECT_EQ(v1.revision, 1);
+  EXPECT_EQ(v1.artifact_uri, "file:///lake/models/churn/1");
+  EXPECT_EQ(v1.run_id, "r1");
+  EXPECT_EQ(v1.task, "register");
+  EXPECT_EQ(v1.idempotency_key, "r1/register");
+  EXPECT_EQ(v1.metrics_json, R"({"auc":0.81})");
+  EXPECT_EQ(v1.metadata_json, R"({"type":"xgboost","git":"abc123"})");
+  EXPECT_NE(v1.created_at, absl::InfinitePast());
+  EXPECT_EQ(v1.updated_at, v1.created_at);
+  EXPECT_EQ(v1.message, "");
+
+  // The first registration created the model.
+  FERRY_ASSERT_OK_AND_ASSIGN(ModelRecord model, store_->GetModel("churn"));
+  EXPECT_EQ(model.description, "");
+  EXPECT_EQ(model.latest_version, 1);
+
+  for (int64_t want = 2; want <= 5; ++want) EXPECT_EQ(Register("churn").version, want);
+  EXPECT_EQ(Register("other").version, 1);  // numbered per model
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<ModelVersionRecord> versions,
+                             store_->ListModelVersions("churn"));
+  ASSERT_EQ(versions.size(), 5u);
+  for (size_t i = 0; i < versions.size(); ++i) {
+    EXPECT_EQ(versions[i].model, "churn");
+    EXPECT_EQ(versions[i].version, static_cast<int64_t>(i + 1));
+    EXPECT_EQ(versions[i].state, model_state::kRegistered);
+  }
+  FERRY_ASSERT_OK_AND_ASSIGN(ModelVersionRecord got, store_->GetModelVersion("churn", 1));
+  EXPECT_EQ(got.artifact_uri, v1.artifact_uri);
+  EXPECT_EQ(got.metrics_json, v1.metrics_json);
+  EXPECT_EQ(got.metadata_json, v1.metadata_json);
+  EXPECT_EQ(got.created_at, v1.created_at);
+  FERRY_ASSERT_OK_AND_ASSIGN(model, store_->GetModel("churn"));
+  EXPECT_EQ(model.latest_version, 5);
+
+  EXPECT_TRUE(absl::IsNotFound(store_->GetModelVersion("churn", 6).status()));
+  EXPECT_TRUE(absl::IsNotFound(store_->GetModelVersion("churn", 0).status()));
+  EXPECT_TRUE(absl::IsNotFound(store_->GetModelVersion("nope", 1).status()));
+  EXPECT_TRUE(absl::IsNotFound(store_->ListModelVersions("nope").status()));
+
+  const std::vector<EventRecord> events = Events("churn:1");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(Steps(events), (std::vector<VersionStep>{{"ModelVersion", "", "registered", 1}}));
+  EXPECT_EQ(events[0].resource, "churn:1");
+  EXPECT_EQ(events[0].actor, "ferry run pid 1@h");
+  EXPECT_EQ(Events("churn:5").size(), 1u);
+}
+
+TEST_P(StateStoreConformance, RegisterIsIdempotentByKey) {
+  const ModelVersionRecord first = Register("churn", "r1/register");
+  ASSERT_EQ(first.version, 1);
+  const size_t events_before = Events("").size();
+
+  FERRY_ASSERT_OK_AND_ASSIGN(ModelVersionRecord retry,
+                             store_->RegisterModelVersion({.model = "churn",
+                                                           .artifact_uri = "file:///elsewhere",
+                                                           .idempotency_key = "r1/register"}));
+  EXPECT_EQ(retry.version, 1);
+  EXPECT_EQ(retry.artifact_uri, first.artifact_uri);  // the first registration's, unchanged
+  EXPECT_EQ(retry.created_at, first.created_at);
+  EXPECT_EQ(Events("").size(), events_before);
+  FERRY_ASSERT_OK_AND_ASSIGN(ModelRecord model, store_->GetModel("churn"));
+  EXPECT_EQ(model.latest_version, 1);
+
+  // Whatever the version went through since.
+  BringModelVersionTo("churn", 1, model_state::kRejected);
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      retry, store_->RegisterModelVersion({.model = "churn", .idempotency_key = "r1/register"}));
+  EXPECT_EQ(retry.version, 1);
+  EXPECT_EQ(retry.state, model_state::kRejected);
+
+  EXPECT_EQ(Register("churn", "r2/register").version, 2);
+  EXPECT_EQ(Register("other", "r1/register").version, 1);  // keys are per model
+  EXPECT_EQ(Register("churn").version, 3);                 // no key, no deduplication
+  EXPECT_EQ(Register("churn").version, 4);
+}
+
+TEST_P(StateStoreConformance, EveryLegalModelVersionEdgeMovesAndIsRecorded) {
+  const KindTable& kind = ModelVersionKind();
+  for (size_t i = 0; i < kind.edges.size(); ++i) {
+    const Edge& edge = kind.edges[i];
+    SCOPED_TRACE(testing::Message() << edge.from << " -> " << edge.to);
+    const int64_t version = Register("m").version;
+    ASSERT_EQ(version, static_cast<int64_t>(i + 1));
+    const ModelVersionRecord before = BringModelVersionTo("m", version, edge.from);
+    ASSERT_EQ(before.state, edge.from);
+    const std::string resource = "m:" + std::to_string(version);
+    const size_t events_before = Events(resource).size();
+
+    FERRY_ASSERT_OK_AND_ASSIGN(
+        ModelVersionRecord moved,
+        store_->TransitionModelVersion({.model = "m",
+                                        .version = version,
+                                        .from = edge.from,
+                                        .to = edge.to,
+                                        .expected_revision = before.revision,
+                                        .reason = std::string(edge.why),
+                                        .actor = "walker",
+                                        .message = "edge " + std::to_string(i)}));
+    EXPECT_EQ(moved.state, edge.to);
+    EXPECT_EQ(moved.revision, before.revision + 1);
+    EXPECT_EQ(moved.message, "edge " + std::to_string(i));
+    EXPECT_GE(moved.updated_at, before.updated_at);
+    EXPECT_EQ(moved.created_at, before.created_at);
+    FERRY_ASSERT_OK_AND_ASSIGN(ModelVersionRecord stored, store_->GetModelVersion("m", version));
+    EXPECT_EQ(stored.state, edge.to);
+    EXPECT_EQ(stored.revision, before.revision + 1);
+    EXPECT_EQ(stored.artifact_uri, before.artifact_uri);
+
+    std::vector<EventRecord> events = Events(resource);
+    ASSERT_EQ(events.size(), events_before + 1);
+    const EventRecord& e = events.back();
+    EXPECT_EQ(e.kind, "ModelVersion");
+    EXPECT_EQ(e.resource, resource);
+    EXPECT_EQ(e.from, edge.from);
+    EXPECT_EQ(e.to, edge.to);
+    EXPECT_EQ(e.version, stored.revision);
+    EXPECT_EQ(e.actor, "walker");
+    EXPECT_EQ(e.reason, edge.why);
+  }
+}
+
+TEST_P(StateStoreConformance, EveryIllegalModelVersionPairIsInvalidArgumentAndChangesNothing) {
+  const KindTable& kind = ModelVersionKind();
+  std::vector<std::string_view> targets = kind.states;
+  targets.push_back("bogus");
+  int checked = 0;
+  for (std::string_view from : kind.states) {
+    const int64_t version = Register("m").version;
+    const ModelVersionRecord before = BringModelVersionTo("m", version, from);
+    ASSERT_EQ(before.state, from);
+    const size_t events_before = Events("").size();
+    for (std::string_view to : targets) {
+      if (IsLegal(kind, from, to)) continue;
+      SCOPED_TRACE(testing::Message() << from << " -> " << to);
+      absl::StatusOr<ModelVersionRecord> r =
+          store_->TransitionModelVersion({.model = "m",
+                                          .version = version,
+                                          .from = from,
+                                          .to = to,
+                                          .expected_revision = before.revision});
+      EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+      ++checked;
+    }
+    FERRY_ASSERT_OK_AND_ASSIGN(ModelVersionRecord after, store_->GetModelVersion("m", version));
+    EXPECT_EQ(after.state, before.state);
+    EXPECT_EQ(after.revision, before.revision);
+    EXPECT_EQ(Events("").size(), events_before);
+  }
+  const size_t n = kind.states.size();
+  EXPECT_EQ(checked, static_cast<int>(n * (n + 1) - kind.edges.size()));
+}
+
+TEST_P(StateStoreConformance, StaleModelVersionRevisionIsFailedPreconditionAndChangesNothing) {
+  Register("m");
+  const ModelVersionRecord validated = BringModelVersionTo("m", 1, model_state::kValidated);
+  ASSERT_EQ(validated.revision, 2);
+  const size_t events_before = Events("").size();
+
+  absl::StatusOr<ModelVersionRecord> stale =
+      store_->TransitionModelVersion({.model = "m",
+                                      .version = 1,
+                                      .from = model_state::kRegistered,
+                                      .to = model_state::kRejected,
+                                      .expected_revision = 1});
+  EXPECT_TRUE(absl::IsFailedPrecondition(stale.status())) << stale.status();
+  absl::StatusOr<ModelVersionRecord> wrong_revision =
+      store_->TransitionModelVersion({.model = "m",
+                                      .version = 1,
+                                      .from = model_state::kValidated,
+                                      .to = model_state::kStaged,
+                                      .expected_revision = 1});
+  EXPECT_TRUE(absl::IsFailedPrecondition(wrong_revision.status())) << wrong_revision.status();
+  absl::StatusOr<ModelVersionRecord> missing =
+      store_->TransitionModelVersion({.model = "m",
+                                      .version = 2,
+                                      .from = model_state::kRegistered,
+                                      .to = model_state::kValidated,
+                                      .expected_revision = 1});
+  EXPECT_TRUE(absl::IsNotFound(missing.status())) << missing.status();
+
+  FERRY_ASSERT_OK_AND_ASSIGN(ModelVersionRecord after, store_->GetModelVersion("m", 1));
+  EXPECT_EQ(after.state, model_state::kValidated);
+  EXPECT_EQ(after.revision, 2);
+  EXPECT_EQ(Events("").size(), events_before);
+}
+
+TEST_P(StateStoreConformance, ThreadsRegisteringOneModelGetDistinctConsecutiveVersions) {
+  constexpr int kThreads = 8;
+  constexpr int kEach = 5;
+  std::vector<std::unique_ptr<StateStore>> stores;
+  for (int i = 0; i < kThreads; ++i) {
+    stores.push_back(Connect());
+    ASSERT_NE(stores.back(), nullptr);
+  }
+  std::vector<std::vector<int64_t>> got(kThreads);
+  std::vector<absl::Status> errors(kThreads);
+  std::latch start(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      start.arrive_and_wait();
+      for (int j = 0; j < kEach; ++j) {
+        absl::StatusOr<ModelVersionRecord> v = stores[i]->RegisterModelVersion(
+            {.model = "churn", .actor = "thread " + std::to_string(i)});
+        if (!v.ok()) {
+          errors[i] = v.status();
+          return;
+        }
+        got[i].push_back(v->version);
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const absl::Status& s : errors) EXPECT_TRUE(s.ok()) << s;
+
+  std::vector<int64_t> all;
+  for (const std::vector<int64_t>& mine : got) {
+    // One thread's registrations are numbered in the order it made them.
+    EXPECT_TRUE(std::is_sorted(mine.begin(), mine.end()));
+    all.insert(all.end(), mine.begin(), mine.end());
+  }
+  std::sort(all.begin(), all.end());
+  std::vector<int64_t> want(kThreads * kEach);
+  std::iota(want.begin(), want.end(), 1);
+  EXPECT_EQ(all, want);
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<ModelVersionRecord> versions,
+                             store_->ListModelVersions("churn"));
+  EXPECT_EQ(versions.size(), want.size());
+  FERRY_ASSERT_OK_AND_ASSIGN(ModelRecord model, store_->GetModel("churn"));
+  EXPECT_EQ(model.latest_version, kThreads * kEach);
+  EXPECT_EQ(Events("").size(), want.size());  // one creation event each
+}
+
+TEST_P(StateStoreConformance, ThreadsRetryingOneRegistrationGetOneVersion) {
+  constexpr int kThreads = 8;
+  std::vector<std::unique_ptr<StateStore>> stores;
+  for (int i = 0; i < kThreads; ++i) {
+    stores.push_back(Connect());
+    ASSERT_NE(stores.back(), nullptr);
+  }
+  std::vector<absl::StatusOr<ModelVersionRecord>> results(kThreads);
+  std::latch start(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      start.arrive_and_wait();
+      results[i] =
+          stores[i]->RegisterModelVersion({.model = "churn", .idempotency_key = "r1/register"});
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const auto& r : results) {
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->version, 1);
+  }
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<ModelVersionRecord> versions,
+                             store_->ListModelVersions("churn"));
+  EXPECT_EQ(versions.size(), 1u);
+  EXPECT_EQ(Events("churn:1").size(), 1u);
+}
+
+TEST_P(StateStoreConformance, AliasesMoveByCompareAndSetAndAreRecorded) {
+  for (int i = 0; i < 3; ++i) Register("churn");
+  EXPECT_TRUE(absl::IsNotFound(store_->GetAlias("churn", "champion").status()));
+
+  // expected_current = 0: only if the alias does not exist yet.
+  FERRY_ASSERT_OK_AND_ASSIGN(ModelAliasRecord champion, store_->SetAlias({.model = "churn",
+                                                                          .alias = "champion",
+                                                                          .version = 1,
+                                                                          .expected_current = 0,
+                                                                          .reason = "first",
+                                                                          .actor = "me"}));
+  EXPECT_EQ(champion.model, "churn");
+  EXPECT_EQ(champion.alias, "champion");
+  EXPECT_EQ(champion.version, 1);
+  EXPECT_NE(champion.updated_at, absl::InfinitePast());
+  absl::StatusOr<ModelAliasRecord> r = store_->SetAlias(
+      {.model = "churn", .alias = "champion", .version = 2, .expected_current = 0});
+  EXPECT_TRUE(absl::IsFailedPrecondition(r.status())) << r.status();
+
+  FERRY_ASSERT_OK_AND_ASSIGN(champion, store_->SetAlias({.model = "churn",
+                                                         .alias = "champion",
+                                                         .version = 2,
+                                                         .expected_current = 1,
+                                                         .reason = "promoted",
+                                                         .actor = "ferry deploy"}));
+  EXPECT_EQ(champion.version, 2);
+  // A stale compare-and-set: it points to 2 now.
+  r = store_->SetAlias(
+      {.model = "churn", .alias = "champion", .version = 3, .expected_current = 1});
+  EXPECT_TRUE(absl::IsFailedPrecondition(r.status())) << r.status();
+  FERRY_ASSERT_OK_AND_ASSIGN(champion, store_->GetAlias("churn", "champion"));
+  EXPECT_EQ(champion.version, 2);
+  // Pointing it where it already points changes nothing and records nothing.
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      champion, store_->SetAlias(
+                    {.model = "churn", .alias = "champion", .version = 2, .expected_current = 2}));
+  EXPECT_EQ(champion.version, 2);
+  // Without an expectation, it moves from wherever it is.
+  FERRY_ASSERT_OK(
+      store_->SetAlias({.model = "churn", .alias = "challenger", .version = 3}).status());
+  FERRY_ASSERT_OK(
+      store_->SetAlias({.model = "churn", .alias = "challenger", .version = 1}).status());
+
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<ModelAliasRecord> aliases, store_->ListAliases("churn"));
+  ASSERT_EQ(aliases.size(), 2u);
+  EXPECT_EQ(aliases[0].alias, "challenger");
+  EXPECT_EQ(aliases[0].version, 1);
+  EXPECT_EQ(aliases[1].alias, "champion");
+  EXPECT_EQ(aliases[1].version, 2);
+
+  const std::vector<EventRecord> events = Events("churn@champion");
+  EXPECT_EQ(Steps(events),
+            (std::vector<VersionStep>{{"ModelAlias", "", "1", 1}, {"ModelAlias", "1", "2", 2}}));
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1].resource, "churn@champion");
+  EXPECT_EQ(events[1].actor, "ferry deploy");
+  EXPECT_EQ(events[1].reason, "promoted");
+
+  FERRY_ASSERT_OK(store_->DeleteAlias("churn", "challenger", "me"));
+  EXPECT_TRUE(absl::IsNotFound(store_->GetAlias("churn", "challenger").status()));
+  EXPECT_TRUE(absl::IsNotFound(store_->DeleteAlias("churn", "challenger", "me")));
+  EXPECT_EQ(
+      Steps(Events("churn@challenger")),
+      (std::vector<VersionStep>{
+          {"ModelAlias", "", "3", 3}, {"ModelAlias", "3", "1", 1}, {"ModelAlias", "1", "", 0}}));
+  FERRY_ASSERT_OK_AND_ASSIGN(aliases, store_->ListAliases("churn"));
+  EXPECT_EQ(aliases.size(), 1u);
+
+  // Refused without a trace: bad names, missing versions and models.
+  const size_t events_before = Events("").size();
+  for (const std::string bad : {"", "7", "latest", "a b", "x:y", ".a"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_TRUE(absl::IsInvalidArgument(
+        store_->SetAlias({.model = "churn", .alias = bad, .version = 1}).status()));
+  }
+  EXPECT_TRUE(absl::IsNotFound(
+      store_->SetAlias({.model = "churn", .alias = "champion", .version = 9}).status()));
+  EXPECT_TRUE(absl::IsNotFound(
+      store_->SetAlias({.model = "nope", .alias = "champion", .version = 1}).status()));
+  EXPECT_TRUE(absl::IsNotFound(store_->ListAliases("nope").status()));
+  EXPECT_EQ(Events("").size(), events_before);
+  FERRY_ASSERT_OK(store_->CreateModel("empty", "").status());
+  FERRY_ASSERT_OK_AND_ASSIGN(aliases, store_->ListAliases("empty"));
+  EXPECT_TRUE(aliases.empty());
+}
+
+TEST_P(StateStoreConformance, AliasesNeverNameRejectedOrTombstonedVersions) {
+  for (int i = 0; i < 4; ++i) Register("churn");
+  BringModelVersionTo("churn", 1, model_state::kRejected);
+  BringModelVersionTo("churn", 2, model_state::kTombstoned);
+  for (int64_t version : {1, 2}) {
+    SCOPED_TRACE(version);
+    absl::StatusOr<ModelAliasRecord> r =
+        store_->SetAlias({.model = "churn", .alias = "champion", .version = version});
+    EXPECT_TRUE(absl::IsFailedPrecondition(r.status())) << r.status();
+  }
+  EXPECT_TRUE(absl::IsNotFound(store_->GetAlias("churn", "champion").status()));
+
+  // A version an alias names cannot be rejected or deleted until the alias moves.
+  FERRY_ASSERT_OK(store_->SetAlias({.model = "churn", .alias = "champion", .version = 3}).status());
+  FERRY_ASSERT_OK(store_->SetAlias({.model = "churn", .alias = "shadow", .version = 3}).status());
+  const size_t events_before = Events("").size();
+  for (std::string_view to : {model_state::kRejected, model_state::kTombstoned}) {
+    SCOPED_TRACE(to);
+    absl::StatusOr<ModelVersionRecord> r =
+        store_->TransitionModelVersion({.model = "churn",
+                                        .version = 3,
+                                        .from = model_state::kRegistered,
+                                        .to = to,
+                                        .expected_revision = 1});
+    EXPECT_TRUE(absl::IsFailedPrecondition(r.status())) << r.status();
+    EXPECT_NE(r.status().message().find("champion, shadow"), std::string::npos) << r.status();
+  }
+  FERRY_ASSERT_OK_AND_ASSIGN(ModelVersionRecord v3, store_->GetModelVersion("churn", 3));
+  EXPECT_EQ(v3.state, model_state::kRegistered);
+  EXPECT_EQ(v3.revision, 1);
+  EXPECT_EQ(Events("").size(), events_before);
+
+  // Archiving keeps it usable (a rollback target), so the alias may stay.
+  const ModelVersionRecord archived = BringModelVersionTo("churn", 3, model_state::kArchived);
+  EXPECT_EQ(archived.state, model_state::kArchived);
+  FERRY_ASSERT_OK(store_->DeleteAlias("churn", "champion", "me"));
+  FERRY_ASSERT_OK(store_->SetAlias({.model = "churn", .alias = "shadow", .version = 4}).status());
+  FERRY_ASSERT_OK(store_
+                      ->TransitionModelVersion({.model = "churn",
+                                                .version = 3,
+                                                .from = model_state::kArchived,
+                                                .to = model_state::kTombstoned,
+                                                .expected_revision = archived.revision})
+                      .status());
+}
+
+TEST_P(StateStoreConformance, ThreadsRaceOneAliasMove) {
+  constexpr int kThreads = 8;
+  for (int i = 0; i < kThreads + 1; ++i) Register("churn");
+  FERRY_ASSERT_OK(store_->SetAlias({.model = "churn", .alias = "champion", .version = 1}).status());
+  std::vector<std::unique_ptr<StateStore>> stores;
+  for (int i = 0; i < kThreads; ++i) {
+    stores.push_back(Connect());
+    ASSERT_NE(stores.back(), nullptr);
+  }
+  std::vector<absl::Status> results(kThreads);
+  std::latch start(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      start.arrive_and_wait();
+      results[i] = stores[i]
+                       ->SetAlias({.model = "churn",
+                                   .alias = "champion",
+                                   .version = i + 2,
+                                   .expected_current = 1,
+                                   .actor = "thread " + std::to_string(i)})
+                       .status();
+    });
+  }
+  for (std::thread& t : threads) t.join();
+
+  int winner = -1;
+  int lost = 0;
+  for (int i = 0; i < kThreads; ++i) {
+    if (results[i].ok()) {
+      EXPECT_EQ(winner, -1) << "two winners";
+      winner = i;
+    } else if (absl::IsFailedPrecondition(results[i])) {
+      ++lost;
+    } else {
+      ADD_FAILURE() << results[i];
+    }
+  }
+  ASSERT_NE(winner, -1);
+  EXPECT_EQ(lost, kThreads - 1);
+  FERRY_ASSERT_OK_AND_ASSIGN(ModelAliasRecord champion, store_->GetAlias("churn", "champion"));
+  EXPECT_EQ(champion.version, winner + 2);
+  const std::vector<EventRecord> events = Events("churn@champion");
+  ASSERT_EQ(events.size(), 2u);  // created, and the one winning move
+  EXPECT_EQ(events[1].from, "1");
+  EXPECT_EQ(events[1].to, std::to_string(winner + 2));
+  EXPECT_EQ(events[1].actor, "thread " + std::to_string(winner));
+}
+
+TEST_P(StateStoreConformance, ProcessesRaceOneAliasMove) {
+  constexpr int kChildren = 4;
+  for (int i = 0; i < kChildren + 1; ++i) Register("churn");
+  FERRY_ASSERT_OK(store_->SetAlias({.model = "churn", .alias = "champion", .version = 1}).status());
+  store_.reset();  // no connection is carried across fork()
+
+  std::map<int, int> codes;
+  RaceInChildren(
+      uri_, kChildren,
+      [](StateStore& store, int i) {
+        return store
+            .SetAlias({.model = "churn",
+                       .alias = "champion",
+                       .version = i + 2,
+                       .expected_current = 1,
+                       .actor = "child"})
+            .status();
+      },
+      codes);
+  ASSERT_FALSE(HasFatalFailure());
+  EXPECT_EQ(codes[kChildWon], 1);
+  EXPECT_EQ(codes[kChildLost], kChildren - 1);
+  EXPECT_EQ(codes[kChildOtherError], 0);
+  EXPECT_EQ(codes[kChildOpenFailed], 0);
+
+  store_ = Connect();
+  ASSERT_NE(store_, nullptr);
+  FERRY_ASSERT_OK_AND_ASSIGN(ModelAliasRecord champion, store_->GetAlias("churn", "champion"));
+  EXPECT_GE(champion.version, 2);
+  EXPECT_LE(champion.version, kChildren + 1);
+  const std::vector<EventRecord> events = Events("churn@champion");
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1].to, std::to_string(champion.version));
+}
+
+TEST_P(StateStoreConformance, ProcessesRegisteringOneModelGetDistinctVersions) {
+  constexpr int kChildren = 4;
+  FERRY_ASSERT_OK(store_->CreateModel("churn", "").status());
+  store_.reset();
+  std::map<int, int> codes;
+  RaceInChildren(
+      uri_, kChildren,
+      [](StateStore& store, int) -> absl::Status {
+        for (int j = 0; j < 3; ++j) {
+          FERRY_RETURN_IF_ERROR(store.RegisterModelVersion({.model = "churn"}).status());
+        }
+        return absl::OkStatus();
+      },
+      codes);
+  ASSERT_FALSE(HasFatalFailure());
+  EXPECT_EQ(codes[kChildWon], kChildren);
+  store_ = Connect();
+  ASSERT_NE(store_, nullptr);
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<ModelVersionRecord> versions,
+                             store_->ListModelVersions("churn"));
+  ASSERT_EQ(versions.size(), static_cast<size_t>(kChildren * 3));
+  for (size_t i = 0; i < versions.size(); ++i) {
+    EXPECT_EQ(versions[i].version, static_cast<int64_t>(i + 1));
+  }
+}
+
+TEST_P(StateStoreConformance, ResolveModelRefs) {
+  for (int i = 0; i < 4; ++i) Register("churn");
+  BringModelVersionTo("churn", 1, model_state::kProduction);
+  BringModelVersionTo("churn", 2, model_state::kRejected);
+  BringModelVersionTo("churn", 4, model_state::kTombstoned);
+  FERRY_ASSERT_OK(store_->SetAlias({.model = "churn", .alias = "champion", .version = 1}).status());
+
+  auto resolve = [&](std::string_view ref) -> int64_t {
+    absl::StatusOr<ModelVersionRecord> v = ResolveModelRef(*store_, ref);
+    EXPECT_TRUE(v.ok()) << ref << ": " << v.status();
+    return v.ok() ? v->version : -1;
+  };
+  EXPECT_EQ(resolve("churn:1"), 1);
+  EXPECT_EQ(resolve("churn:2"), 2);  // a version asked for by number is returned, whatever state
+  EXPECT_EQ(resolve("churn:champion"), 1);
+  EXPECT_EQ(resolve("churn"), 3);  // the newest that is neither rejected nor tombstoned
+  EXPECT_EQ(resolve("churn:latest"), 3);
+  FERRY_ASSERT_OK_AND_ASSIGN(ModelVersionRecord v, ResolveModelRef(*store_, "churn:champion"));
+  EXPECT_EQ(v.state, model_state::kProduction);
+
+  for (std::string_view missing : {"churn:9", "churn:nope", "nope", "nope:1", "nope:champion"}) {
+    SCOPED_TRACE(missing);
+    EXPECT_TRUE(absl::IsNotFound(ResolveModelRef(*store_, missing).status()));
+  }
+  for (std::string_view bad : {"", "churn:", "churn:0", ":7", "a b:1", "churn:a b"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_TRUE(absl::IsInvalidArgument(ResolveModelRef(*store_, bad).status()));
+  }
+  Register("dud");
+  BringModelVersionTo("dud", 1, model_state::kRejected);
+  absl::StatusOr<ModelVersionRecord> none = ResolveModelRef(*store_, "dud");
+  EXPECT_TRUE(absl::IsNotFound(none.status())) << none.status();
+  FERRY_ASSERT_OK(store_->CreateModel("fresh", "").status());
+  EXPECT_TRUE(absl::IsNotFound(ResolveModelRef(*store_, "fresh").status()));
 }
 
 }  // namespace

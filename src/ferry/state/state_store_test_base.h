@@ -2,8 +2,8 @@
 // The conformance suite for StateStore: every backend (SQLite now, PostgreSQL later) runs these
 // tests against a real database, so the contract in state_store.h holds whichever store a
 // deployment uses. The tests walk every legal and illegal edge of the kinds in kinds.h, check
-// versions, events, attempts, idempotency keys and checkpoints, and race writers in threads and
-// in forked processes.
+// versions, events, attempts, idempotency keys and checkpoints, the model registry (version
+// numbering, aliases), and race writers in threads and in forked processes.
 //
 // A backend instantiates it with a StateStoreBackend:
 //
@@ -61,6 +61,12 @@ class StateStoreConformance : public ::testing::TestWithParam<StateStoreBackend>
                             std::string_view to);
 
   TaskRunRecord GetTask(const std::string& run_id, const std::string& task);
+
+  // Registers a new version of `model` (created if needed); fails the test on error.
+  ModelVersionRecord Register(const std::string& model, const std::string& idempotency_key = "");
+  // Moves a model version from registered to `to` along PathFromInitial; returns the last record.
+  ModelVersionRecord BringModelVersionTo(const std::string& model, int64_t version,
+                                         std::string_view to);
   std::vector<EventRecord> Events(const std::string& resource);
 
   std::string uri_;

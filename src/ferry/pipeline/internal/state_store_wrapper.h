@@ -52,6 +52,47 @@ class StateStoreWrapper : public state::StateStore {
   absl::StatusOr<state::CheckpointRecord> GetCheckpoint(const std::string& cache_key) override {
     return target_.GetCheckpoint(cache_key);
   }
+  absl::StatusOr<state::ModelRecord> CreateModel(const std::string& name,
+                                                 const std::string& description) override {
+    return target_.CreateModel(name, description);
+  }
+  absl::StatusOr<state::ModelRecord> GetModel(const std::string& name) override {
+    return target_.GetModel(name);
+  }
+  absl::StatusOr<std::vector<state::ModelRecord>> ListModels() override {
+    return target_.ListModels();
+  }
+  absl::StatusOr<state::ModelVersionRecord> RegisterModelVersion(
+      const state::NewModelVersion& v) override {
+    return target_.RegisterModelVersion(v);
+  }
+  absl::StatusOr<state::ModelVersionRecord> GetModelVersion(const std::string& model,
+                                                            int64_t version) override {
+    return target_.GetModelVersion(model, version);
+  }
+  absl::StatusOr<std::vector<state::ModelVersionRecord>> ListModelVersions(
+      const std::string& model) override {
+    return target_.ListModelVersions(model);
+  }
+  absl::StatusOr<state::ModelVersionRecord> TransitionModelVersion(
+      const state::ModelVersionTransition& t) override {
+    return target_.TransitionModelVersion(t);
+  }
+  absl::StatusOr<state::ModelAliasRecord> SetAlias(const state::AliasMove& move) override {
+    return target_.SetAlias(move);
+  }
+  absl::StatusOr<state::ModelAliasRecord> GetAlias(const std::string& model,
+                                                   const std::string& alias) override {
+    return target_.GetAlias(model, alias);
+  }
+  absl::StatusOr<std::vector<state::ModelAliasRecord>> ListAliases(
+      const std::string& model) override {
+    return target_.ListAliases(model);
+  }
+  absl::Status DeleteAlias(const std::string& model, const std::string& alias,
+                           const std::string& actor) override {
+    return target_.DeleteAlias(model, alias, actor);
+  }
 
  protected:
   state::StateStore& target() { return target_; }
