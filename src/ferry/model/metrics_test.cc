@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -454,13 +455,15 @@ TEST(ClassifyTest, MillionRowsAucMatchesBucketCount) {
   }
   const Predictions p = Binary(p1);
   const auto start = std::chrono::steady_clock::now();
+  const std::clock_t cpu_start = std::clock();
   auto m = Classify(y, p);
+  const double cpu_seconds = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_NEAR(m->roc_auc, u / (n_pos * n_neg), 1e-12);
   EXPECT_GT(m->roc_auc, 0.6);
-  std::printf("Classify, 1,000,000 binary rows: %.3f s\n", seconds);
+  std::printf("Classify, 1,000,000 binary rows: %.3f s wall, %.3f s CPU\n", seconds, cpu_seconds);
   RecordProperty("classify_1m_seconds", std::to_string(seconds));
 }
 
