@@ -12,7 +12,7 @@
 // Hyperparameters (FitOptions.hyperparameters; anything else is an InvalidArgument naming the
 // closest accepted key). Unset ones keep XGBoost's defaults, except the first four:
 //   n_estimators       int >= 1, default 100         boosting rounds
-//   max_depth          int >= 0, default 6           (0 = unlimited, for grow_policy lossguide)
+//   max_depth          int >= 1, default 6
 //   learning_rate|eta  number in (0, 1], default 0.3
 //   tree_method        "hist" (default) | "approx" | "exact" | "auto"
 //   subsample          number in (0, 1]              rows sampled per tree
@@ -28,7 +28,12 @@
 // Not hyperparameters: XGBoost's "seed" is FitOptions.seed and "nthread" FitOptions.threads (0 =
 // XGBoost's default, every core). Saved models score with every core.
 //
-// Describe(): {"kind": "importance", "importance_type": "total_gain", "values": {feature: share}}
+// Features: as for every built-in (ToFeatureMatrix), numeric columns without nulls or NaN, so
+// XGBoost's own missing-value branches are never used; values are rounded to float32, as
+// XGBoost stores them.
+//
+// Describe(): {"kind": "importance", "importance_type": "total_gain", "values": {feature: share},
+// "rounds": n}
 // where share is the feature's total split gain over all trees (XGBoosterFeatureScore) divided by
 // the sum over features; a feature no split uses has 0. Total gain rather than split counts
 // ("weight"), because it measures what a feature contributes, not how often it is tried.
@@ -119,7 +124,7 @@ const std::vector<ParamSpec>& Specs() {
        .canonical = "max_depth",
        .xgb = "max_depth",
        .kind = Kind::kInt,
-       .lo = 0,
+       .lo = 1,
        .hi = 1000},
       {.key = "learning_rate",
        .canonical = "learning_rate",

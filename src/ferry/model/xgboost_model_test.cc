@@ -331,8 +331,8 @@ TEST(XgboostModel, RejectsBadHyperparameterValues) {
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
     return std::string(s.message());
   };
-  EXPECT_EQ(message({{"max_depth", -1}}),
-            "xgboost hyperparameter 'max_depth' must be an integer in [0, 1000]; got -1");
+  EXPECT_EQ(message({{"max_depth", 0}}),
+            "xgboost hyperparameter 'max_depth' must be an integer in [1, 1000]; got 0");
   EXPECT_EQ(message({{"n_estimators", 2.5}}),
             "xgboost hyperparameter 'n_estimators' must be an integer in [1, 1000000]; got 2.5");
   EXPECT_EQ(message({{"n_estimators", "ten"}}),
