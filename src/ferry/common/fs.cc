@@ -13,8 +13,6 @@
 #include "fmt/format.h"
 
 namespace ferry {
-namespace {
-
 absl::Status ErrnoError(std::string_view what, const std::string& path) {
   int e = errno;
   std::string msg = fmt::format("{} {}: {}", what, path, std::strerror(e));
@@ -22,8 +20,6 @@ absl::Status ErrnoError(std::string_view what, const std::string& path) {
   if (e == EACCES || e == EPERM) return absl::PermissionDeniedError(msg);
   return absl::InternalError(msg);
 }
-
-}  // namespace
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

@@ -10,6 +10,10 @@
 
 namespace ferry {
 
+// "<what> <path>: <strerror(errno)>", NotFound for ENOENT, PermissionDenied for EACCES/EPERM,
+// Internal otherwise. Call it right after the failing system call (it reads errno).
+absl::Status ErrnoError(std::string_view what, const std::string& path);
+
 absl::StatusOr<std::string> ReadFile(const std::string& path);
 
 // Writes `data` to `path` atomically: a temp file in the same folder, fsync when `durable`,

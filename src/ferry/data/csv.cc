@@ -24,6 +24,7 @@
 #include "fast_float/fast_float.h"
 #include "ferry/common/fs.h"
 #include "ferry/common/hash.h"
+#include "ferry/common/parallel.h"
 #include "ferry/common/status.h"
 #include "fmt/format.h"
 
@@ -42,38 +43,7 @@ namespace {
 constexpr size_t kMaxBadRowsKept = 20;
 constexpr size_t kBadRowTextBytes = 200;
 
-absl::Status ErrnoError(std::string_view what, const std::string& path) {
-  int e = errno;
-  std::string msg = fmt::format("{} {}: {}", what, path, std::strerror(e));
-  if (e == ENOENT) return absl::NotFoundError(msg);
-  if (e == EACCES || e == EPERM) return absl::PermissionDeniedError(msg);
-  return absl::InternalError(msg);
-}
-
-int ThreadCount(int requested) {
-  if (requested > 0) return requested;
-  unsigned hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : static_cast<int>(hw);
-}
-
 // Runs f(i) for i in [0, n) on up to `threads` threads (the caller's included).
-template <typename F>
-void ParallelFor(size_t n, int threads, F&& f) {
-  size_t t = std::min<size_t>(n, static_cast<size_t>(std::max(threads, 1)));
-  if (t <= 1) {
-    for (size_t i = 0; i < n; ++i) f(i);
-    return;
-  }
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (size_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) f(i);
-  };
-  std::vector<std::thread> pool;
-  pool.reserve(t - 1);
-  for (size_t i = 0; i + 1 < t; ++i) pool.emplace_back(work);
-  work();
-  for (std::thread& th : pool) th.join();
-}
 
 // Large buffers are written once, front to back: transparent huge pages (when the system allows
 // them on request) cut the page faults of filling them by 512x.

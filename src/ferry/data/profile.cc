@@ -5,6 +5,7 @@
 #include <cmath>
 #include <thread>
 
+#include "ferry/common/parallel.h"
 #include "ferry/common/status.h"
 #include "fmt/format.h"
 
@@ -15,24 +16,6 @@
 
 namespace ferry::data {
 namespace {
-
-template <typename F>
-void ParallelFor(size_t n, int threads, F&& f) {
-  size_t t = std::min<size_t>(n, static_cast<size_t>(std::max(threads, 1)));
-  if (t <= 1) {
-    for (size_t i = 0; i < n; ++i) f(i);
-    return;
-  }
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (size_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) f(i);
-  };
-  std::vector<std::thread> pool;
-  pool.reserve(t - 1);
-  for (size_t i = 0; i + 1 < t; ++i) pool.emplace_back(work);
-  work();
-  for (std::thread& th : pool) th.join();
-}
 
 // numpy's _lerp: exact at both ends and monotonic.
 double Lerp(double a, double b, double t) {
@@ -276,9 +259,7 @@ Profile ComputeProfile(const Table& table, const ProfileOptions& opts) {
   Profile p;
   p.rows = static_cast<int64_t>(table.num_rows());
   p.columns.resize(table.num_columns());
-  int threads = opts.threads;
-  if (threads <= 0) threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  ParallelFor(table.num_columns(), threads,
+  ParallelFor(table.num_columns(), ThreadCount(opts.threads),
               [&](size_t j) { p.columns[j] = ProfileColumn(table.column(j), opts); });
   return p;
 }

@@ -8,6 +8,7 @@
 #include "absl/time/time.h"
 #include "ferry/common/fs.h"
 #include "ferry/common/hash.h"
+#include "ferry/common/ids.h"
 #include "ferry/common/status.h"
 #include "ferry/data/csv.h"
 #include "ferry/data/profile.h"
@@ -47,6 +48,16 @@ std::vector<std::string> BuiltinArgv(const std::string& self_exe, const std::str
 config::SourceLoc FieldLoc(const config::StepSpec& step, const std::string& key) {
   auto it = step.field_locs.find(key);
   return it == step.field_locs.end() ? step.loc : it->second;
+}
+
+void CheckDatasetName(const config::StepSpec& step, config::Diagnostics* diags) {
+  if (step.fields.contains("dataset") &&
+      (!step.fields["dataset"].is_string() ||
+       !IsValidName(step.fields["dataset"].get<std::string>()))) {
+    diags->Add(
+        FieldLoc(step, "dataset"),
+        fmt::format("step '{}': dataset must be a name (letters, digits, _ . -)", step.name));
+  }
 }
 
 std::string CheckProjectFile(const config::StepSpec& step, const config::ProjectConfig& project,

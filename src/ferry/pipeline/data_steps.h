@@ -29,6 +29,9 @@ std::vector<std::string> BuiltinArgv(const std::string& self_exe, const std::str
 // Where `key` of `step` was written (the step's name when it was not).
 config::SourceLoc FieldLoc(const config::StepSpec& step, const std::string& key);
 
+// The optional `dataset:` field: a valid name, else an error.
+void CheckDatasetName(const config::StepSpec& step, config::Diagnostics* diags);
+
 // A required project-relative file field: adds an error unless it is a non-empty string naming a
 // readable file inside the project. Returns the absolute path ("" on error).
 std::string CheckProjectFile(const config::StepSpec& step, const config::ProjectConfig& project,

@@ -66,7 +66,7 @@ class SqlStep final : public StepKind {
 
   void Validate(const config::StepSpec& step, const config::ProjectConfig& project,
                 config::Diagnostics* diags) const override {
-    std::string file = data_steps::CheckProjectFile(step, project, "sql", "a .sql file", diags);
+    data_steps::CheckProjectFile(step, project, "sql", "a .sql file", diags);
     const nlohmann::json& conn =
         step.fields.contains("connection") ? step.fields["connection"] : nlohmann::json();
     std::string known;
@@ -93,14 +93,7 @@ class SqlStep final : public StepKind {
                                step.name));
       }
     }
-    if (step.fields.contains("dataset") &&
-        (!step.fields["dataset"].is_string() ||
-         !IsValidName(step.fields["dataset"].get<std::string>()))) {
-      diags->Add(
-          data_steps::FieldLoc(step, "dataset"),
-          fmt::format("step '{}': dataset must be a name (letters, digits, _ . -)", step.name));
-    }
-    (void)file;
+    data_steps::CheckDatasetName(step, diags);
   }
 
   absl::StatusOr<std::vector<std::string>> Argv(const ResolvedStep&,

@@ -45,13 +45,7 @@ class TransformStep final : public StepKind {
       diags->Add(data_steps::FieldLoc(step, "ops"),
                  fmt::format("step '{}': {}", step.name, ops.status().message()));
     }
-    if (step.fields.contains("dataset") &&
-        (!step.fields["dataset"].is_string() ||
-         !IsValidName(step.fields["dataset"].get<std::string>()))) {
-      diags->Add(
-          data_steps::FieldLoc(step, "dataset"),
-          fmt::format("step '{}': dataset must be a name (letters, digits, _ . -)", step.name));
-    }
+    data_steps::CheckDatasetName(step, diags);
   }
 
   absl::StatusOr<std::vector<std::string>> Argv(const ResolvedStep&,
