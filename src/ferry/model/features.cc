@@ -10,9 +10,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
 
 #include "ferry/common/status.h"
+#include "ferry/model/internal/linear_model.h"
 #include "ferry/model/model.h"
 
 namespace ferry::model {
@@ -61,6 +61,23 @@ std::string JoinQuoted(const std::vector<std::string>& names, size_t max_names) 
   return out;
 }
 
+// The columns `names` of `table`; InvalidArgument names every missing one.
+absl::StatusOr<std::vector<const data::Column*>> FindColumns(
+    const data::Table& table, const std::vector<std::string>& names) {
+  std::vector<const data::Column*> cols;
+  std::vector<std::string> missing;
+  for (const std::string& name : names) {
+    cols.push_back(table.Find(name));
+    if (cols.back() == nullptr) missing.push_back(name);
+  }
+  if (!missing.empty()) {
+    return absl::InvalidArgumentError(fmt::format("missing feature column{} {}; the model uses {}",
+                                                  missing.size() == 1 ? "" : "s",
+                                                  JoinQuoted(missing, 10), JoinQuoted(names, 20)));
+  }
+  return cols;
+}
+
 }  // namespace
 
 std::vector<std::string> FeatureNames(const data::Table& table, const std::string& target) {
@@ -73,22 +90,8 @@ std::vector<std::string> FeatureNames(const data::Table& table, const std::strin
 
 absl::StatusOr<FeatureMatrix> ToFeatureMatrix(const data::Table& table,
                                               const std::vector<std::string>& names) {
-  std::vector<const data::Column*> cols;
-  std::vector<std::string> missing;
-  for (const std::string& name : names) {
-    const data::Column* c = table.Find(name);
-    if (c == nullptr) {
-      missing.push_back(name);
-      continue;
-    }
-    FERRY_RETURN_IF_ERROR(CheckFeatureColumn(*c));
-    cols.push_back(c);
-  }
-  if (!missing.empty()) {
-    return absl::InvalidArgumentError(fmt::format("missing feature column{} {}; the model uses {}",
-                                                  missing.size() == 1 ? "" : "s",
-                                                  JoinQuoted(missing, 10), JoinQuoted(names, 20)));
-  }
+  FERRY_ASSIGN_OR_RETURN(std::vector<const data::Column*> cols, FindColumns(table, names));
+  for (const data::Column* c : cols) FERRY_RETURN_IF_ERROR(CheckFeatureColumn(*c));
   FeatureMatrix m{.names = names, .rows = table.num_rows()};
   const size_t d = names.size();
   m.values.resize(m.rows * d);
@@ -108,6 +111,33 @@ absl::StatusOr<FeatureMatrix> ToFeatureMatrix(const data::Table& table,
   }
   return m;
 }
+
+namespace internal {
+
+absl::StatusOr<FeatureColumns> ToFeatureColumns(const data::Table& table,
+                                                const std::vector<std::string>& names,
+                                                int threads) {
+  FERRY_ASSIGN_OR_RETURN(std::vector<const data::Column*> cols, FindColumns(table, names));
+  FeatureColumns out{.rows = table.num_rows()};
+  out.columns.resize(names.size());
+  out.owned.resize(names.size());
+  std::vector<absl::Status> status(names.size());
+  ForEachRowBlock(names.size(), names.size(), threads, [&](size_t j, size_t, size_t) {
+    status[j] = CheckFeatureColumn(*cols[j]);
+    if (!status[j].ok()) return;
+    if (cols[j]->type() == data::ColumnType::kFloat64) {
+      out.columns[j] = cols[j]->doubles().data();
+    } else {
+      const std::vector<int64_t>& in = cols[j]->ints();
+      out.owned[j].assign(in.begin(), in.end());
+      out.columns[j] = out.owned[j].data();
+    }
+  });
+  for (absl::Status& s : status) FERRY_RETURN_IF_ERROR(s);
+  return out;
+}
+
+}  // namespace internal
 
 absl::StatusOr<Labels> ToLabels(const data::Table& table, const std::string& target) {
   const data::Column* col = table.Find(target);
@@ -142,18 +172,29 @@ absl::StatusOr<Labels> ToLabels(const data::Table& table, const std::string& tar
       } else {
         values = col->ints();
       }
-      std::map<int64_t, int> codes;
-      for (int64_t v : values) codes.emplace(v, 0);
-      int next = 0;
-      for (auto& [v, code] : codes) {
-        code = next++;
+      // Targets have few classes: collect them by a scan, sort the whole column only if not.
+      std::vector<int64_t> unique;
+      for (int64_t v : values) {
+        if (std::find(unique.begin(), unique.end(), v) != unique.end()) continue;
+        unique.push_back(v);
+        if (unique.size() > 64) {
+          unique = values;
+          break;
+        }
+      }
+      std::sort(unique.begin(), unique.end());
+      unique.erase(std::unique(unique.begin(), unique.end()), unique.end());
+      for (int64_t v : unique) {
         if (col->type() == data::ColumnType::kBool) {
           labels.classes.push_back(v != 0 ? "true" : "false");
         } else {
           labels.classes.push_back(std::to_string(v));
         }
       }
-      for (size_t i = 0; i < n; ++i) labels.index[i] = codes[values[i]];
+      for (size_t i = 0; i < n; ++i) {
+        labels.index[i] = static_cast<int>(
+            std::lower_bound(unique.begin(), unique.end(), values[i]) - unique.begin());
+      }
       break;
     }
     case data::ColumnType::kString: {

@@ -38,7 +38,7 @@ using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::R
 
 namespace {
 constexpr size_t kMinBlockRows = 4096;
-constexpr size_t kMaxBlocks = 64;
+constexpr size_t kMaxBlocks = 4096;
 constexpr size_t kPartialBudget = size_t{8} << 20;  // doubles held by all blocks' partials
 }  // namespace
 
@@ -131,26 +131,25 @@ absl::StatusOr<bool> GetBool(std::string_view type, const nlohmann::json& hp,
 // ---- LinearModel ----
 
 absl::StatusOr<Predictions> LinearModel::Predict(const data::Table& table) const {
-  FERRY_ASSIGN_OR_RETURN(FeatureMatrix fm, ToFeatureMatrix(table, p_.features));
-  const auto n = static_cast<Eigen::Index>(fm.rows);
-  const auto d = static_cast<Eigen::Index>(p_.features.size());
+  // Column by column, without a row-major copy of the table (batch scoring reads millions of
+  // rows); the same arithmetic for a model fitted or loaded, so both give the same bits.
+  FERRY_ASSIGN_OR_RETURN(FeatureColumns fc, ToFeatureColumns(table, p_.features, /*threads=*/1));
+  const auto n = static_cast<Eigen::Index>(fc.rows);
   const auto k = static_cast<Eigen::Index>(p_.coefficients.size());
-  RowMatrix w(k, d);
-  for (Eigen::Index c = 0; c < k; ++c) {
-    for (Eigen::Index j = 0; j < d; ++j) w(c, j) = p_.coefficients[c][j];
+  Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> z(n, k);
+  for (Eigen::Index c = 0; c < k; ++c) z.col(c).setConstant(p_.intercept[c]);
+  for (size_t j = 0; j < p_.features.size(); ++j) {
+    Eigen::Map<const Eigen::VectorXd> xj(fc.columns[j], n);
+    for (Eigen::Index c = 0; c < k; ++c) z.col(c) += p_.coefficients[c][j] * xj;
   }
-  Eigen::Map<const Eigen::RowVectorXd> b(p_.intercept.data(), k);
-  Eigen::Map<const RowMatrix> x(fm.values.data(), n, d);
-  RowMatrix z = x * w.transpose();
-  z.rowwise() += b;
 
-  Predictions out{.task = p_.task, .rows = fm.rows, .classes = p_.classes};
+  Predictions out{.task = p_.task, .rows = fc.rows, .classes = p_.classes};
   switch (p_.task) {
     case Task::kRegression:
       out.values.assign(z.data(), z.data() + z.size());
       break;
     case Task::kBinary:
-      out.values.resize(2 * fm.rows);
+      out.values.resize(2 * fc.rows);
       for (Eigen::Index i = 0; i < n; ++i) {
         double e = std::exp(-std::fabs(z(i, 0)));
         double p = z(i, 0) >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);  // sigmoid, no overflow
@@ -298,9 +297,10 @@ class LinearRegression final : public ModelType {
       return absl::InvalidArgumentError(fmt::format(
           "{}: the table has no feature columns besides the target '{}'", kLinear, opts.target));
     }
-    FERRY_ASSIGN_OR_RETURN(FeatureMatrix fm, ToFeatureMatrix(train, names));
-    const size_t n = fm.rows;
+    const size_t n = train.num_rows();
     const size_t d = names.size();
+    const int threads = n * d < kParallelValues ? 1 : opts.threads;
+    FERRY_ASSIGN_OR_RETURN(const FeatureColumns x, ToFeatureColumns(train, names, threads));
     Eigen::VectorXd y(static_cast<Eigen::Index>(n));
     for (size_t i = 0; i < n; ++i) {
       if (target->is_null(i) || !std::isfinite(target->AsDouble(i))) {
@@ -313,10 +313,14 @@ class LinearRegression final : public ModelType {
     }
 
     const auto di = static_cast<Eigen::Index>(d);
-    const int threads = n * d < kParallelValues ? 1 : opts.threads;
-    Eigen::Map<const RowMatrix> x(fm.values.data(), static_cast<Eigen::Index>(n), di);
+    // A block of rows as a small column-major matrix (it stays in cache while it is used).
     auto rows_of = [&](size_t begin, size_t end) {
-      return x.middleRows(static_cast<Eigen::Index>(begin), static_cast<Eigen::Index>(end - begin));
+      const auto len = static_cast<Eigen::Index>(end - begin);
+      Eigen::MatrixXd block(len, di);
+      for (Eigen::Index j = 0; j < di; ++j) {
+        block.col(j) = Eigen::Map<const Eigen::VectorXd>(x.columns[j] + begin, len);
+      }
+      return block;
     };
     auto ys_of = [&](size_t begin, size_t end) {
       return y.segment(static_cast<Eigen::Index>(begin), static_cast<Eigen::Index>(end - begin));
@@ -344,7 +348,7 @@ class LinearRegression final : public ModelType {
     std::vector<Eigen::MatrixXd> gram(blocks);
     std::vector<Eigen::VectorXd> rhs(blocks);
     ForEachRowBlock(n, blocks, threads, [&](size_t b, size_t begin, size_t end) {
-      RowMatrix xc = rows_of(begin, end).rowwise() - x_mean;
+      Eigen::MatrixXd xc = rows_of(begin, end).rowwise() - x_mean;
       Eigen::VectorXd yc = ys_of(begin, end).array() - y_mean;
       gram[b] = Eigen::MatrixXd::Zero(di, di);
       gram[b].selfadjointView<Eigen::Lower>().rankUpdate(xc.transpose());

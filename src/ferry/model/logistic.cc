@@ -45,25 +45,27 @@ constexpr std::string_view kLogistic = "logistic_regression";
 constexpr size_t kParallelValues = 200000;
 constexpr int kHistory = 10;
 
-// log(1 + exp(z)) without overflow.
-double Log1pExp(double z) { return z > 0 ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z)); }
-
-double Sigmoid(double z) {
+// log(1 + exp(z)) and the sigmoid of z, without overflow, from one exp.
+struct LogisticTerms {
+  double log1pexp, sigmoid;
+};
+LogisticTerms Logistic(double z) {
   double e = std::exp(-std::fabs(z));
-  return z >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+  return {.log1pexp = std::max(z, 0.0) + std::log1p(e),
+          .sigmoid = z >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e)};
 }
 
 // The objective divided by the number of rows, and its gradient, over parameters laid out as a
 // k x p row-major matrix: per row the feature weights, then the intercept when fitted.
 class Objective {
  public:
-  Objective(const FeatureMatrix& fm, const std::vector<int>& label, std::vector<double> weight,
+  Objective(const FeatureColumns& x, const std::vector<int>& label, std::vector<double> weight,
             size_t k, bool fit_intercept, double c, int threads)
-      : x_(fm.values.data(), static_cast<Index>(fm.rows), static_cast<Index>(fm.names.size())),
+      : x_(x),
         label_(label),
         weight_(std::move(weight)),
-        n_(fm.rows),
-        d_(fm.names.size()),
+        n_(x.rows),
+        d_(x.columns.size()),
         k_(k),
         p_(d_ + (fit_intercept ? 1 : 0)),
         c_(c),
@@ -79,9 +81,20 @@ class Objective {
     std::vector<double> loss(blocks_, 0.0);
     std::vector<RowMatrix> part(blocks_);
     ForEachRowBlock(n_, blocks_, threads_, [&](size_t b, size_t begin, size_t end) {
-      const auto xb = x_.middleRows(static_cast<Index>(begin), static_cast<Index>(end - begin));
-      RowMatrix z = xb * w.transpose();  // rows x k; becomes the residual weight * (p - y)
-      if (intercept) z.rowwise() += t.col(static_cast<Index>(d_)).transpose();
+      // Column by column (axpy, then dot products): each feature is contiguous, and a block of
+      // rows of every feature stays in cache between the two passes.
+      const auto len = static_cast<Index>(end - begin);
+      const auto k = static_cast<Index>(k_);
+      auto column = [&](size_t j) {
+        return Eigen::Map<const VectorXd>(x_.columns[j] + begin, len);
+      };
+      Eigen::MatrixXd z(len, k);  // the scores; then the residuals weight * (p - y)
+      for (Index c = 0; c < k; ++c)
+        z.col(c).setConstant(intercept ? t(c, static_cast<Index>(d_)) : 0.0);
+      for (size_t j = 0; j < d_; ++j) {
+        const auto xj = column(j);
+        for (Index c = 0; c < k; ++c) z.col(c) += t(c, static_cast<Index>(j)) * xj;
+      }
       double sum = 0;
       for (size_t i = begin; i < end; ++i) {
         const Index r = static_cast<Index>(i - begin);
@@ -89,8 +102,9 @@ class Objective {
         const int y = label_[i];
         if (k_ == 1) {
           double zi = z(r, 0);
-          sum += wt * (Log1pExp(zi) - (y == 1 ? zi : 0.0));
-          z(r, 0) = wt * (Sigmoid(zi) - y);
+          LogisticTerms l = Logistic(zi);
+          sum += wt * (l.log1pexp - (y == 1 ? zi : 0.0));
+          z(r, 0) = wt * (l.sigmoid - y);
         } else {
           double m = z.row(r).maxCoeff();
           double s = 0;
@@ -104,7 +118,10 @@ class Objective {
       }
       loss[b] = sum;
       part[b].resize(static_cast<Index>(k_), static_cast<Index>(p_));
-      part[b].leftCols(static_cast<Index>(d_)).noalias() = z.transpose() * xb;
+      for (size_t j = 0; j < d_; ++j) {
+        const auto xj = column(j);
+        for (Index c = 0; c < k; ++c) part[b](c, static_cast<Index>(j)) = xj.dot(z.col(c));
+      }
       if (intercept) part[b].col(static_cast<Index>(d_)) = z.colwise().sum().transpose();
     });
     RowMatrix g = RowMatrix::Zero(static_cast<Index>(k_), static_cast<Index>(p_));
@@ -123,7 +140,7 @@ class Objective {
   }
 
  private:
-  Eigen::Map<const RowMatrix> x_;
+  const FeatureColumns& x_;
   const std::vector<int>& label_;
   std::vector<double> weight_;  // empty: all 1
   size_t n_, d_, k_, p_;
@@ -303,7 +320,9 @@ class LogisticRegression final : public ModelType {
       return absl::InvalidArgumentError(fmt::format(
           "{}: the table has no feature columns besides the target '{}'", kLogistic, opts.target));
     }
-    FERRY_ASSIGN_OR_RETURN(FeatureMatrix fm, ToFeatureMatrix(train, names));
+    const size_t n = train.num_rows();
+    const int threads = n * names.size() < kParallelValues ? 1 : opts.threads;
+    FERRY_ASSIGN_OR_RETURN(const FeatureColumns x, ToFeatureColumns(train, names, threads));
     absl::StatusOr<Labels> labels = ToLabels(train, opts.target);
     if (!labels.ok()) {
       return absl::InvalidArgumentError(
@@ -322,18 +341,17 @@ class LogisticRegression final : public ModelType {
       for (int y : labels->index) ++count[static_cast<size_t>(y)];
       std::vector<double> per_class(classes);
       for (size_t k = 0; k < classes; ++k) {
-        per_class[k] = static_cast<double>(fm.rows) /
-                       (static_cast<double>(classes) * static_cast<double>(count[k]));
+        per_class[k] =
+            static_cast<double>(n) / (static_cast<double>(classes) * static_cast<double>(count[k]));
       }
-      weight.resize(fm.rows);
-      for (size_t i = 0; i < fm.rows; ++i) {
+      weight.resize(n);
+      for (size_t i = 0; i < n; ++i) {
         weight[i] = per_class[static_cast<size_t>(labels->index[i])];
       }
     }
 
     const size_t k = classes == 2 ? 1 : classes;
-    const int threads = fm.rows * names.size() < kParallelValues ? 1 : opts.threads;
-    Objective obj(fm, labels->index, std::move(weight), k, fit_intercept, c, threads);
+    Objective obj(x, labels->index, std::move(weight), k, fit_intercept, c, threads);
     Result r = MinimizeLbfgs(obj, max_iter, tol);
     if (!r.theta.allFinite()) {
       return absl::InvalidArgumentError(fmt::format(

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <ctime>
 #include <filesystem>
 #include <random>
 
@@ -481,15 +482,30 @@ TEST(FeatureMatrixTest, RowMajorWithBoolsAsZeroOne) {
 // Run by hand: model_test --gtest_also_run_disabled_tests --gtest_filter='*Million*'
 TEST(LogisticRegressionBench, DISABLED_FitMillionRowsTwentyFeatures) {
   data::Table t = Synthetic(1000000, 20, 5);
-  auto start = std::chrono::steady_clock::now();
-  auto m = MustFit("logistic_regression", t, {.target = "y"});
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  TempDir dir;
-  ASSERT_TRUE(m->Save(dir.path()).ok());
-  json saved = json::parse(*ReadFile(dir.path() + "/model.json"));
-  fmt::print("1,000,000 x 20 binary fit: {:.3f} s, {} iterations, converged {}\n", seconds,
-             saved["iterations"].get<int>(), saved["converged"].get<bool>());
-  EXPECT_TRUE(saved["converged"].get<bool>());
+  json first;
+  for (int threads : {0, 1}) {
+    auto start = std::chrono::steady_clock::now();
+    std::clock_t cpu_start = std::clock();
+    auto m = MustFit("logistic_regression", t, {.target = "y", .threads = threads});
+    double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    double cpu = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
+    start = std::chrono::steady_clock::now();
+    Predictions p = MustPredict(*m, t);
+    double predict =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    TempDir dir;
+    ASSERT_TRUE(m->Save(dir.path()).ok());
+    json saved = json::parse(*ReadFile(dir.path() + "/model.json"));
+    fmt::print(
+        "1,000,000 x 20 binary fit, threads={}: {:.3f} s wall, {:.3f} s CPU, {} iterations, "
+        "converged {}; predict {:.3f} s\n",
+        threads, wall, cpu, saved["iterations"].get<int>(), saved["converged"].get<bool>(),
+        predict);
+    EXPECT_TRUE(saved["converged"].get<bool>());
+    EXPECT_EQ(p.rows, 1000000u);
+    if (first.is_null()) first = m->Describe();
+    EXPECT_EQ(m->Describe(), first);  // the same bits on any number of threads
+  }
 }
 
 }  // namespace

@@ -49,6 +49,9 @@ class LinearModel final : public Model {
   absl::StatusOr<Predictions> Predict(const data::Table& table) const override;
   // Writes `dir`/model.json (doubles with 17 significant digits: Load gives back the same bits).
   absl::Status Save(const std::string& dir) const override;
+  // Regression and binary: {"kind": "coefficients", "values": {feature: w}, "intercept": b}
+  // (binary: the log-odds of the last class). Multiclass: {"kind": "coefficients", "classes":
+  // [...], "values": {class: {feature: w}}, "intercept": {class: b}}.
   nlohmann::json Describe() const override;
 
   const LinearParams& params() const { return p_; }
@@ -60,6 +63,19 @@ class LinearModel final : public Model {
 // Reads `dir`/model.json written by LinearModel::Save for a model of type `type`.
 absl::StatusOr<std::unique_ptr<Model>> LoadLinearModel(const std::string& dir,
                                                        std::string_view type);
+
+// The feature columns `names` of `table` for a fit, without copying float64 columns: a pointer
+// per feature to its `rows` doubles, valid while `table` and this struct live (int64 and bool
+// columns are converted into `owned`). The same checks and messages as ToFeatureMatrix; a fit
+// reads a row block of every column, so no row-major copy of the whole table is needed.
+// (features.cc)
+struct FeatureColumns {
+  size_t rows = 0;
+  std::vector<const double*> columns;
+  std::vector<std::vector<double>> owned;
+};
+absl::StatusOr<FeatureColumns> ToFeatureColumns(const data::Table& table,
+                                                const std::vector<std::string>& names, int threads);
 
 // Hyperparameters: `hp` must be an object whose keys are all in `known` (InvalidArgument names
 // the unknown key, with a did-you-mean hint). The getters return `fallback` when the key is
