@@ -363,15 +363,24 @@ class LinearRegression final : public ModelType {
     a = a.selfadjointView<Eigen::Lower>();
     a.diagonal().array() += alpha;
 
+    // Solve the system scaled to a unit diagonal (s = 1/sqrt(diag)): the same solution, but
+    // features in very different units no longer look singular. A constant feature (a zero on
+    // the diagonal) keeps s = 1 and gets the weight 0 from the fallback below.
+    Eigen::VectorXd s = a.diagonal().cwiseSqrt().cwiseInverse();
+    for (double& v : s) {
+      if (!std::isfinite(v)) v = 1.0;
+    }
+    const Eigen::MatrixXd scaled = s.asDiagonal() * a * s.asDiagonal();
+    const Eigen::VectorXd scaled_r = s.cwiseProduct(r);
     Eigen::VectorXd w;
-    Eigen::LDLT<Eigen::MatrixXd> ldlt(a);
-    // rcond is an estimate of 1/cond(a); below ~1e-12 the LDLT solution is dominated by rounding.
+    Eigen::LDLT<Eigen::MatrixXd> ldlt(scaled);
+    // rcond is an estimate of 1/cond; below ~1e-12 the LDLT solution is dominated by rounding.
     if (ldlt.info() == Eigen::Success && ldlt.isPositive() && ldlt.rcond() > 1e-12) {
-      w = ldlt.solve(r);
+      w = s.cwiseProduct(ldlt.solve(scaled_r));
     } else {
-      Eigen::CompleteOrthogonalDecomposition<Eigen::MatrixXd> cod(a);
+      Eigen::CompleteOrthogonalDecomposition<Eigen::MatrixXd> cod(scaled);
       cod.setThreshold(1e-10);
-      w = cod.solve(r);
+      w = s.cwiseProduct(cod.solve(scaled_r));
     }
     if (!w.allFinite()) {
       return absl::InvalidArgumentError(fmt::format(

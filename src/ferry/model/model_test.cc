@@ -169,6 +169,28 @@ TEST(LinearRegressionTest, CollinearFeaturesGiveTheMinimumNormSolution) {
   EXPECT_NEAR(desc["intercept"].get<double>(), 1.0, 1e-9);
 }
 
+TEST(LinearRegressionTest, FeaturesInVeryDifferentUnitsAndConstantOnes) {
+  // y = 1 + 2e4 small + 3e-5 big, with small ~ 1e-4 and big ~ 1e5; a constant column carries no
+  // information and gets no weight (the minimum-norm solution).
+  data::Table t;
+  data::Column& small = t.AddColumn("small", ColumnType::kFloat64);
+  for (int i = 0; i < 8; ++i) small.AppendDouble(1e-4 * ((i * 5) % 8));
+  data::Column& big = t.AddColumn("big", ColumnType::kFloat64);
+  for (int i = 0; i < 8; ++i) big.AppendDouble(1e5 * ((i * 3) % 7));
+  data::Column& constant = t.AddColumn("constant", ColumnType::kInt64);
+  for (int i = 0; i < 8; ++i) constant.AppendInt(7);
+  data::Column& y = t.AddColumn("y", ColumnType::kFloat64);
+  for (int i = 0; i < 8; ++i) {
+    y.AppendDouble(1 + 2e4 * t.column("small").float_at(i) + 3e-5 * t.column("big").float_at(i));
+  }
+  auto m = MustFit("linear_regression", t, {.target = "y"});
+  json desc = m->Describe();
+  EXPECT_NEAR(desc["values"]["small"].get<double>(), 2e4, 2e4 * 1e-9);
+  EXPECT_NEAR(desc["values"]["big"].get<double>(), 3e-5, 3e-5 * 1e-9);
+  EXPECT_EQ(desc["values"]["constant"].get<double>(), 0.0);
+  EXPECT_NEAR(desc["intercept"].get<double>(), 1.0, 1e-9);
+}
+
 TEST(LinearRegressionTest, RejectsATextTarget) {
   data::Table t = MakeTable({"x"}, {{1, 2, 3}}, {1, 2, 3});
   data::Column& s = t.AddColumn("label", ColumnType::kString);
