@@ -10,17 +10,24 @@
 //   max_iter       integer >= 1, default 100     L-BFGS iterations at most; reaching it is not an
 //                                                error: model.json says "converged": false
 //   tol            number > 0, default 1e-4      stop when every component of the gradient of
-//                                                the objective divided by the number of rows is
-//                                                at most tol (a scale that does not grow with
-//                                                the data, as in recent scikit-learn)
+//                                                the objective divided by C * rows is at most
+//                                                tol: a scale that does not grow with the data.
+//                                                (scikit-learn 1.2 applies tol to the unscaled
+//                                                objective and also stops when f improves by
+//                                                less than 2.2e-9 relative, so the two stop at
+//                                                different points near the same optimum.) The
+//                                                fit also stops, converged, when f no longer
+//                                                decreases in double precision.
 //   fit_intercept  bool, default true
 //   class_weight   null (default) | "balanced"   "balanced" weighs each row by
 //                                                rows / (classes * rows of its class)
 //
 // The optimiser is L-BFGS (10 pairs of history, a strong-Wolfe line search), written here:
 // Eigen has no optimiser, and Debian's liblinear penalises the intercept, so it would not reach
-// scikit-learn's optimum. The loss and gradient are summed over row blocks on several threads in
-// an order that does not depend on the thread count, so a fit gives the same bits anywhere.
+// scikit-learn's optimum. The data are read column by column in row blocks, straight from the
+// table's float64 columns (no copy). The loss and gradient are summed over row blocks on several
+// threads in an order that does not depend on the thread count, so a fit gives the same bits
+// anywhere.
 
 #include <Eigen/Dense>
 #include <algorithm>
