@@ -159,12 +159,12 @@ class StatesTest(FerryTestCase):
         self.assertNotIn(("pending", "running"), edges)  # every attempt is queued first
         self.assertNotIn(("failed", "running"), edges)  # a retry waits for its backoff
         j = json.loads(p.ok("states", "--json").out)
-        self.assertEqual([k["kind"] for k in j], ["PipelineRun", "TaskRun"])
+        self.assertEqual([k["kind"] for k in j], ["PipelineRun", "TaskRun", "ModelVersion"])
         self.assertEqual(json.loads(p.ok("states", "pipeline_run", "--json").out)[0]["kind"],
                          "PipelineRun")
         r = p.ferry("states", "Nope")
         self.assertEqual(r.rc, EXIT_NOT_FOUND, r)
-        self.assertIn("kinds: PipelineRun, TaskRun", r.err)
+        self.assertIn("kinds: PipelineRun, TaskRun, ModelVersion", r.err)
 
 
 class RunsAndShowTest(FerryTestCase):

@@ -49,7 +49,7 @@ void RegisterStatesCommand(CLI::App& app, GlobalOptions&, int& rc) {
   auto kind = std::make_shared<std::string>();
   auto json = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand("states", "Print the state machines (transition tables)");
-  cmd->add_option("kind", *kind, "PipelineRun or TaskRun; default: all");
+  cmd->add_option("kind", *kind, "PipelineRun, TaskRun or ModelVersion; default: all");
   cmd->add_flag("--json", *json, "JSON output");
   cmd->callback([&rc, kind, json] { rc = StatesMain(*kind, *json); });
 }
