@@ -91,9 +91,9 @@ class PipelineParser {
       } else if (e.key == "steps") {
         steps = e;
       } else {
-        if (internal::DidYouMean(e.key, kTopKeys) == "steps") steps_typo = true;
+        if (DidYouMean(e.key, kTopKeys) == "steps") steps_typo = true;
         diags_->Add(e.key_loc, fmt::format("unknown top-level key '{}'{}", e.key,
-                                           internal::UnknownKeyHint(e.key, kTopKeys)));
+                                           UnknownKeyHint(e.key, kTopKeys)));
       }
     }
     ParseName(name);
@@ -161,7 +161,7 @@ class PipelineParser {
     // The step is kept even when broken, so that its dependents do not also report it unknown.
     if (entry.value.IsNull()) {
       diags_->Add(entry.key_loc, fmt::format("step '{}' is empty; give it a kind: one of {}",
-                                             step.name, internal::JoinNames(kind_keys_)));
+                                             step.name, JoinNames(kind_keys_)));
     } else if (!entry.value.IsMap()) {
       diags_->Add(entry.value_loc,
                   fmt::format("step '{}' must be a mapping (e.g. command: ...), got {}", step.name,
@@ -195,7 +195,7 @@ class PipelineParser {
         } else if (e.key == kinds[1]) {
           diags_->Add(e.key_loc,
                       fmt::format("step '{}' has more than one kind key ({}); keep exactly one",
-                                  step->name, internal::JoinNames(kinds)));
+                                  step->name, JoinNames(kinds)));
         }
         RecordField(e, step);
         if (kinds_.at(e.key).contains(kKindValueIsStep)) StepRefOfKind(e, where);
@@ -208,15 +208,15 @@ class PipelineParser {
         std::vector<std::string> candidates = kind_keys_;
         candidates.insert(candidates.end(), extras.begin(), extras.end());
         candidates.insert(candidates.end(), generic_keys_.begin(), generic_keys_.end());
-        if (Contains(kind_keys_, internal::DidYouMean(e.key, candidates))) kind_typo = true;
+        if (Contains(kind_keys_, DidYouMean(e.key, candidates))) kind_typo = true;
         diags_->Add(e.key_loc, fmt::format("unknown key '{}' in {}{}", e.key, where,
-                                           internal::UnknownKeyHint(e.key, candidates)));
+                                           UnknownKeyHint(e.key, candidates)));
       }
     }
     // A misspelt kind key has been reported as such; "has no kind" would say it twice.
     if (kinds.empty() && !kind_typo) {
       diags_->Add(step->loc, fmt::format("step '{}' has no kind: add one of: {}", step->name,
-                                         internal::JoinNames(kind_keys_)));
+                                         JoinNames(kind_keys_)));
     }
   }
 
@@ -317,10 +317,10 @@ class PipelineParser {
     std::string hint;
     if (known.empty()) {
       hint = "; ferry.yaml defines no templates (add them under templates:)";
-    } else if (std::string suggestion = internal::DidYouMean(name, known); !suggestion.empty()) {
+    } else if (std::string suggestion = DidYouMean(name, known); !suggestion.empty()) {
       hint = fmt::format("; did you mean '{}'?", suggestion);
     } else {
-      hint = fmt::format("; known templates: {}", internal::JoinNames(known));
+      hint = fmt::format("; known templates: {}", JoinNames(known));
     }
     diags_->Add(e.value_loc,
                 fmt::format("step '{}' uses unknown template '{}'{}", step->name, name, hint));
@@ -338,12 +338,12 @@ class PipelineParser {
           continue;
         }
         if (!Contains(names, need.name)) {
-          std::string suggestion = internal::DidYouMean(need.name, names);
-          diags_->Add(need.loc,
-                      fmt::format("step '{}' needs unknown step '{}'{}", step.name, need.name,
-                                  suggestion.empty()
-                                      ? fmt::format("; steps: {}", internal::JoinNames(names))
-                                      : fmt::format("; did you mean '{}'?", suggestion)));
+          std::string suggestion = DidYouMean(need.name, names);
+          diags_->Add(
+              need.loc,
+              fmt::format("step '{}' needs unknown step '{}'{}", step.name, need.name,
+                          suggestion.empty() ? fmt::format("; steps: {}", JoinNames(names))
+                                             : fmt::format("; did you mean '{}'?", suggestion)));
           continue;
         }
         if (!Contains(step.needs, need.name)) step.needs.push_back(need.name);

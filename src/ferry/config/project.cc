@@ -108,7 +108,7 @@ class ProjectParser {
         ParseTemplates(e);
       } else {
         diags_->Add(e.key_loc, fmt::format("unknown key '{}' in ferry.yaml{}", e.key,
-                                           internal::UnknownKeyHint(e.key, kTopKeys)));
+                                           UnknownKeyHint(e.key, kTopKeys)));
       }
     }
     CheckExtends();
@@ -202,7 +202,7 @@ class ProjectParser {
         }
       } else {
         diags_->Add(e.key_loc, fmt::format("unknown key '{}' in executor{}", e.key,
-                                           internal::UnknownKeyHint(e.key, kExecutorKeys)));
+                                           UnknownKeyHint(e.key, kExecutorKeys)));
       }
     }
   }
@@ -255,9 +255,8 @@ class ProjectParser {
               conn.password_file = AbsolutePath(*text, config_->root_dir);
             }
           } else {
-            diags_->Add(e.key_loc,
-                        fmt::format("unknown key '{}' in connection '{}'{}", e.key, c.key,
-                                    internal::UnknownKeyHint(e.key, kConnectionKeys)));
+            diags_->Add(e.key_loc, fmt::format("unknown key '{}' in connection '{}'{}", e.key,
+                                               c.key, UnknownKeyHint(e.key, kConnectionKeys)));
           }
         }
         if (!uri) {
@@ -336,7 +335,7 @@ class ProjectParser {
       std::string where = fmt::format("template '{}'", t.key);
       if (!t.value.IsMap()) {
         diags_->Add(t.value_loc, fmt::format("{} must be a mapping of resource fields ({}), got {}",
-                                             where, internal::JoinNames(keys), Describe(t.value)));
+                                             where, JoinNames(keys), Describe(t.value)));
       } else {
         for (const Entry& e : internal::Entries(file_, t.value, diags_)) {
           if (e.key == "extends") {
@@ -348,7 +347,7 @@ class ProjectParser {
             internal::ParseResourceField(file_, e, where, &tmpl.spec, diags_);
           } else {
             diags_->Add(e.key_loc, fmt::format("unknown key '{}' in {}{}", e.key, where,
-                                               internal::UnknownKeyHint(e.key, keys)));
+                                               UnknownKeyHint(e.key, keys)));
           }
         }
       }
@@ -368,13 +367,13 @@ class ProjectParser {
         diags_->Add(extends_locs_[name], fmt::format("template '{}' extends itself", name));
         broken.insert(name);
       } else if (!templates.contains(base)) {
-        std::string suggestion = internal::DidYouMean(base, template_order_);
+        std::string suggestion = DidYouMean(base, template_order_);
         diags_->Add(
             extends_locs_[name],
             fmt::format("template '{}' extends unknown template '{}'{}", name, base,
-                        suggestion.empty() ? fmt::format("; known templates: {}",
-                                                         internal::JoinNames(template_order_))
-                                           : fmt::format("; did you mean '{}'?", suggestion)));
+                        suggestion.empty()
+                            ? fmt::format("; known templates: {}", JoinNames(template_order_))
+                            : fmt::format("; did you mean '{}'?", suggestion)));
         broken.insert(name);
       }
     }
@@ -468,9 +467,9 @@ absl::StatusOr<Resources> ResolveTemplate(const ProjectConfig& project, const st
     std::vector<std::string> known;
     for (const auto& [n, t] : project.templates) known.push_back(n);
     return absl::NotFoundError(
-        known.empty() ? fmt::format("unknown template '{}': ferry.yaml defines no templates", name)
-                      : fmt::format("unknown template '{}'; known templates: {}", name,
-                                    internal::JoinNames(known)));
+        known.empty()
+            ? fmt::format("unknown template '{}': ferry.yaml defines no templates", name)
+            : fmt::format("unknown template '{}'; known templates: {}", name, JoinNames(known)));
   }
   Resources resources;
   if (project.templates.contains("default")) {

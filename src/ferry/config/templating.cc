@@ -5,7 +5,7 @@
 #include <optional>
 
 #include "ferry/common/status.h"
-#include "ferry/config/internal/suggest.h"
+#include "ferry/common/suggest.h"
 #include "ferry/config/internal/template_scan.h"
 #include "fmt/format.h"
 
@@ -95,9 +95,9 @@ std::string CheckTemplateExpr(std::string_view expr,
     if (declared_params.empty()) {
       return msg + "; no parameters are declared (add them under params:)";
     }
-    std::string suggestion = internal::DidYouMean(name, declared_params);
+    std::string suggestion = DidYouMean(name, declared_params);
     if (!suggestion.empty()) return fmt::format("{}; did you mean '{}'?", msg, suggestion);
-    return fmt::format("{}; declared parameters: {}", msg, internal::JoinNames(declared_params));
+    return fmt::format("{}; declared parameters: {}", msg, JoinNames(declared_params));
   }
   if (expr.substr(0, 4) == "run.") {
     return fmt::format(

@@ -11,14 +11,11 @@
 
 #include "fast_float/fast_float.h"
 #include "ferry/common/status.h"
-#include "ferry/config/internal/suggest.h"
+#include "ferry/common/suggest.h"
 #include "fmt/format.h"
 
 namespace ferry::data {
 
-using config::internal::DidYouMean;
-using config::internal::JoinNames;
-using config::internal::UnknownKeyHint;
 using nlohmann::json;
 
 // The filter language is small (comparisons, and/or/not, parentheses): a hand-written

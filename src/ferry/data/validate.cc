@@ -11,8 +11,8 @@
 #include "absl/time/time.h"
 #include "ferry/common/fs.h"
 #include "ferry/common/status.h"
+#include "ferry/common/suggest.h"
 #include "ferry/common/units.h"
-#include "ferry/config/internal/suggest.h"
 #include "ferry/config/internal/yaml_util.h"
 #include "fmt/format.h"
 
@@ -77,7 +77,7 @@ class RulesParser {
         ParseDistribution(e, level, &rules);
       } else {
         diags_->Add(e.key_loc, fmt::format("unknown top-level key '{}'{}", e.key,
-                                           config::internal::UnknownKeyHint(e.key, kTopKeys)));
+                                           UnknownKeyHint(e.key, kTopKeys)));
       }
     }
     return rules;
@@ -89,8 +89,8 @@ class RulesParser {
   }
 
   void UnknownKey(const Entry& e, std::string_view where, const std::vector<std::string>& keys) {
-    diags_->Add(e.key_loc, fmt::format("unknown key '{}' in {}{}", e.key, where,
-                                       config::internal::UnknownKeyHint(e.key, keys)));
+    diags_->Add(e.key_loc,
+                fmt::format("unknown key '{}' in {}{}", e.key, where, UnknownKeyHint(e.key, keys)));
   }
 
   // The entries of a section that must be a mapping; nullopt (reported) otherwise.
@@ -601,7 +601,7 @@ class Checker {
     if (count == 0) return;
     Add(rule,
         fmt::format("{} {} not in the allowed list ({})", count, count == 1 ? "value" : "values",
-                    config::internal::JoinNames(rule.allowed)),
+                    JoinNames(rule.allowed)),
         count, samples.Take());
   }
 
@@ -987,7 +987,7 @@ std::string ValidationReport::ToText() const {
   cells.push_back({"LEVEL", "RULE", "COLUMN", "COUNT", "SAMPLES", "MESSAGE"});
   for (const Violation& v : violations) {
     cells.push_back({v.level, v.rule, v.column.empty() ? "-" : v.column, fmt::format("{}", v.count),
-                     v.samples.empty() ? "-" : config::internal::JoinNames(v.samples), v.message});
+                     v.samples.empty() ? "-" : JoinNames(v.samples), v.message});
   }
   std::vector<size_t> width(cells.front().size(), 0);
   for (const auto& row : cells) {
@@ -1037,11 +1037,10 @@ ValidationReport Validate(const RuleSet& rules, const Table& table, const Valida
       if (extra.empty()) continue;
       std::vector<std::string> samples(extra.begin(),
                                        extra.begin() + std::min(extra.size(), kMaxSamples));
-      checker.Add(
-          rule,
-          fmt::format("{} {} not named in the rules: {}", extra.size(),
-                      extra.size() == 1 ? "column" : "columns", config::internal::JoinNames(extra)),
-          static_cast<int64_t>(extra.size()), std::move(samples));
+      checker.Add(rule,
+                  fmt::format("{} {} not named in the rules: {}", extra.size(),
+                              extra.size() == 1 ? "column" : "columns", JoinNames(extra)),
+                  static_cast<int64_t>(extra.size()), std::move(samples));
       continue;
     }
     if (auto it = missing.find(rule.column); it != missing.end()) {
@@ -1059,7 +1058,7 @@ ValidationReport Validate(const RuleSet& rules, const Table& table, const Valida
       }
       std::string message = fmt::format("column '{}' is missing", rule.column);
       if (!unchecked.empty()) {
-        message += fmt::format("; not checked: {}", config::internal::JoinNames(unchecked));
+        message += fmt::format("; not checked: {}", JoinNames(unchecked));
       }
       checker.AddAs(required ? "required" : "column", rule.column, level, std::move(message), 1,
                     {rule.column});

@@ -26,7 +26,7 @@
 
 #include "ferry/common/fs.h"
 #include "ferry/common/status.h"
-#include "ferry/config/internal/suggest.h"
+#include "ferry/common/suggest.h"
 #include "ferry/model/internal/linear_model.h"
 #include "ferry/model/internal/types.h"
 
@@ -83,8 +83,8 @@ absl::Status CheckHyperparameterKeys(std::string_view type, const nlohmann::json
   }
   for (const auto& [key, value] : hp.items()) {
     if (std::find(known.begin(), known.end(), key) == known.end()) {
-      return absl::InvalidArgumentError(fmt::format("{}: unknown hyperparameter '{}'{}", type, key,
-                                                    config::internal::UnknownKeyHint(key, known)));
+      return absl::InvalidArgumentError(
+          fmt::format("{}: unknown hyperparameter '{}'{}", type, key, UnknownKeyHint(key, known)));
     }
   }
   return absl::OkStatus();
@@ -280,7 +280,7 @@ class LinearRegression final : public ModelType {
     if (target == nullptr) {
       return absl::InvalidArgumentError(
           fmt::format("{}: no target column '{}' in the table (columns: {})", kLinear, opts.target,
-                      config::internal::JoinNames(train.ColumnNames())));
+                      JoinNames(train.ColumnNames())));
     }
     if (target->type() != data::ColumnType::kInt64 &&
         target->type() != data::ColumnType::kFloat64 && target->type() != data::ColumnType::kBool) {

@@ -36,7 +36,7 @@
 #include <limits>
 
 #include "ferry/common/status.h"
-#include "ferry/config/internal/suggest.h"
+#include "ferry/common/suggest.h"
 #include "ferry/model/internal/linear_model.h"
 #include "ferry/model/internal/types.h"
 
@@ -317,7 +317,7 @@ class LogisticRegression final : public ModelType {
     if (train.Find(opts.target) == nullptr) {
       return absl::InvalidArgumentError(
           fmt::format("{}: no target column '{}' in the table (columns: {})", kLogistic,
-                      opts.target, config::internal::JoinNames(train.ColumnNames())));
+                      opts.target, JoinNames(train.ColumnNames())));
     }
     if (train.num_rows() == 0) {
       return absl::InvalidArgumentError(fmt::format("{}: the training table is empty", kLogistic));

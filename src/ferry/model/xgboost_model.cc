@@ -57,7 +57,7 @@
 
 #include "ferry/common/fs.h"
 #include "ferry/common/status.h"
-#include "ferry/config/internal/suggest.h"
+#include "ferry/common/suggest.h"
 #include "ferry/model/internal/types.h"
 #include "fmt/format.h"
 
@@ -260,7 +260,7 @@ absl::StatusOr<Hyper> ValidateHyperparameters(const json& given) {
         } else if (key == "num_class") {
           hint = "; num_class is set from the number of classes of the target";
         } else {
-          hint = config::internal::UnknownKeyHint(key, keys);
+          hint = UnknownKeyHint(key, keys);
         }
         return absl::InvalidArgumentError(
             fmt::format("unknown xgboost hyperparameter '{}'{}", key, hint));
@@ -477,7 +477,7 @@ class XgboostType final : public ModelType {
     if (target == nullptr) {
       return absl::InvalidArgumentError(
           fmt::format("xgboost: the target column '{}' is not in the table (columns: {})",
-                      opts.target, config::internal::JoinNames(train.ColumnNames())));
+                      opts.target, JoinNames(train.ColumnNames())));
     }
     if (train.num_rows() == 0) {
       return absl::InvalidArgumentError("xgboost: the training table has no rows");

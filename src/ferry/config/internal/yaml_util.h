@@ -11,8 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "ferry/common/suggest.h"
 #include "ferry/config/diagnostics.h"
-#include "ferry/config/internal/suggest.h"
 #include "ferry/config/resources.h"
 #include "nlohmann/json.hpp"
 #include "yaml-cpp/yaml.h"

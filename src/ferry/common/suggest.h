@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-namespace ferry::config::internal {
+namespace ferry {
 
 // The candidate closest to `word` (ignoring case) when it is close enough to be a typo of it,
 // else "". Ties go to the earlier candidate.
@@ -17,4 +17,4 @@ std::string JoinNames(const std::vector<std::string>& names);  // "a, b, c"
 // "; did you mean 'x'?" when a candidate is close, else "; expected one of: a, b, c".
 std::string UnknownKeyHint(std::string_view key, const std::vector<std::string>& candidates);
 
-}  // namespace ferry::config::internal
+}  // namespace ferry

@@ -1,11 +1,11 @@
-#include "ferry/config/internal/suggest.h"
+#include "ferry/common/suggest.h"
 
 #include <algorithm>
 #include <cctype>
 
 #include "fmt/format.h"
 
-namespace ferry::config::internal {
+namespace ferry {
 namespace {
 
 std::string Lower(std::string_view s) {
@@ -65,4 +65,4 @@ std::string UnknownKeyHint(std::string_view key, const std::vector<std::string>&
   return fmt::format("; expected one of: {}", JoinNames(candidates));
 }
 
-}  // namespace ferry::config::internal
+}  // namespace ferry
