@@ -30,9 +30,8 @@ absl::Status LinkOrCopy(const std::string& from, const std::string& to, const st
   std::string dst = to + "/" + name;
   ::unlink(dst.c_str());
   if (::link(src.c_str(), dst.c_str()) == 0) return absl::OkStatus();
-  if (errno != EXDEV && errno != EPERM) {
-    return absl::InternalError(fmt::format("cannot link {} to {}: {}", src, dst, errno));
-  }
+  if (errno != EXDEV && errno != EPERM)
+    return ErrnoError(fmt::format("cannot link {} to", dst), src);
   FERRY_ASSIGN_OR_RETURN(std::string bytes, ReadFile(src));
   return WriteFileAtomic(dst, bytes, false);
 }

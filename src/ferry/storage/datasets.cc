@@ -114,11 +114,15 @@ absl::StatusOr<DatasetVersionInfo> ResolveDataset(ArtifactStore& lake, std::stri
   if (r.selector.empty() || r.selector == "latest") return versions.back();
   bool numeric = std::all_of(r.selector.begin(), r.selector.end(),
                              [](char c) { return c >= '0' && c <= '9'; });
-  if (numeric && r.selector.size() < 4) {
+  // All digits: the N-th version when there is one (ids are hex, so a long all-digit selector
+  // may also be an id prefix).
+  if (numeric && r.selector.size() <= 9) {
     size_t n = std::stoul(r.selector);
     if (n >= 1 && n <= versions.size()) return versions[n - 1];
-    return absl::NotFoundError(fmt::format("dataset '{}' has {} version(s), no @{}: {}", r.name,
-                                           versions.size(), r.selector, Describe(versions)));
+    if (r.selector.size() < 4) {
+      return absl::NotFoundError(fmt::format("dataset '{}' has {} version(s), no @{}: {}", r.name,
+                                             versions.size(), r.selector, Describe(versions)));
+    }
   }
   if (r.selector.size() < 4) {
     return absl::InvalidArgumentError(
