@@ -15,9 +15,9 @@
 
 #include "ferry/common/fs.h"
 #include "ferry/common/hash.h"
-#include "ferry/data/csv.h"
 #include "ferry/common/status.h"
 #include "ferry/config/project.h"
+#include "ferry/data/csv.h"
 #include "fmt/format.h"
 #include "gtest/gtest.h"
 
