@@ -197,24 +197,6 @@ constexpr int kChildLost = 1;
 constexpr int kChildOtherError = 2;
 constexpr int kChildOpenFailed = 3;
 
-int RaceChild(const std::string& uri, int go_fd) {
-  absl::StatusOr<std::unique_ptr<StateStore>> store = OpenStateStore(uri);
-  if (!store.ok()) return kChildOpenFailed;
-  char byte;
-  while (::read(go_fd, &byte, 1) < 0 && errno == EINTR) {
-  }
-  absl::Status status = (*store)
-                            ->TransitionRun({.id = "r",
-                                             .from = run_state::kQueued,
-                                             .to = run_state::kRunning,
-                                             .expected_version = 1,
-                                             .reason = "race",
-                                             .actor = "child"})
-                            .status();
-  if (status.ok()) return kChildWon;
-  return absl::IsFailedPrecondition(status) ? kChildLost : kChildOtherError;
-}
-
 // Run in forked children: each opens its own store, waits until the parent closes the go pipe,
 // runs `act(store, i)` and reports through its exit code (kChild*). Fills `codes` (exit code ->
 // children); fails the test if they do not all finish within a minute.
@@ -1079,54 +1061,23 @@ TEST_P(StateStoreConformance, ThreadsRaceOneRunTransition) {
 
 TEST_P(StateStoreConformance, ProcessesRaceOneRunTransition) {
   constexpr int kChildren = 4;
-  constexpr int kDeadlineMs = 60'000;
   MakeRun("r");
   store_.reset();  // no connection is carried across fork()
 
-  int go[2];
-  int done[2];
-  ASSERT_EQ(::pipe(go), 0);
-  ASSERT_EQ(::pipe(done), 0);
-  std::vector<pid_t> children;
-  for (int i = 0; i < kChildren; ++i) {
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      ::close(go[1]);
-      ::close(done[0]);
-      ::_exit(RaceChild(uri_, go[0]));  // `done[1]` closes when the child exits
-    }
-    ASSERT_GT(pid, 0) << "fork failed";
-    children.push_back(pid);
-  }
-  ::close(go[0]);
-  ::close(done[1]);
-  ::close(go[1]);  // start: every child reads end-of-file
-
-  // Wait, bounded, until every child has exited: the read end then sees end-of-file.
-  bool all_exited = false;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kDeadlineMs);
-  while (!all_exited) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) break;
-    pollfd p{.fd = done[0], .events = POLLIN, .revents = 0};
-    const int n = ::poll(&p, 1, static_cast<int>(left.count()));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    char byte;
-    all_exited = ::read(done[0], &byte, 1) == 0;
-  }
-  ::close(done[0]);
-  if (!all_exited) {
-    for (pid_t pid : children) ::kill(pid, SIGKILL);
-  }
   std::map<int, int> codes;  // exit code -> children
-  for (pid_t pid : children) {
-    int status = 0;
-    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-    if (WIFEXITED(status)) ++codes[WEXITSTATUS(status)];
-  }
-  ASSERT_TRUE(all_exited) << "children did not finish within " << kDeadlineMs << " ms";
+  RaceInChildren(
+      uri_, kChildren,
+      [](StateStore& store, int) {
+        return store
+            .TransitionRun({.id = "r",
+                            .from = run_state::kQueued,
+                            .to = run_state::kRunning,
+                            .expected_version = 1,
+                            .reason = "race",
+                            .actor = "child"})
+            .status();
+      },
+      codes);
   EXPECT_EQ(codes[kChildWon], 1);
   EXPECT_EQ(codes[kChildLost], kChildren - 1);
   EXPECT_EQ(codes[kChildOtherError], 0);
