@@ -64,7 +64,7 @@ TEST_P(BadPipelineTest, ReportsExactFirstError) {
   EXPECT_EQ(diags.ToString(), std::string(spec.status().message()));
 }
 
-const StepKindSchemas kCommandAndSql = {{"command", {}}, {"sql", {"connection"}}};
+const StepKindSchemas kCommandAndSql = {{"command", {}}, {"sql", {.keys = {"connection"}}}};
 
 INSTANTIATE_TEST_SUITE_P(
     Fixtures, BadPipelineTest,
@@ -283,6 +283,30 @@ steps:
   EXPECT_EQ(spec->FindStep("nope"), nullptr);
 }
 
+TEST_F(GoodPipelineTest, AKindValueNamingAStepBecomesANeed) {
+  std::string path = Write("data.yaml", R"(steps:
+  extract: { command: echo e }
+  check: { validate: extract }
+  features: { validate: check.train, needs: [extract] }
+  typo: { validate: extrat }
+  bad: { validate: [extract] }
+)");
+  StepKindSchemas kinds = {{"command", {}}, {"validate", {.value_is_step = true}}};
+  Diagnostics diags;
+  PipelineSpec spec = ParsePipeline(path, TestProject(), kinds, &diags);
+  ASSERT_EQ(spec.steps.size(), 5u);
+  EXPECT_EQ(spec.steps[1].needs, (std::vector<std::string>{"extract"}));
+  EXPECT_EQ(spec.steps[2].needs, (std::vector<std::string>{"check", "extract"}));  // part dropped
+  ASSERT_EQ(diags.size(), 2u) << diags.ToString();
+  // In the order found: the kind's value as it is parsed, the needs once every step is known.
+  EXPECT_EQ(diags.items()[0].message,
+            "invalid validate in step 'bad': must name the upstream step whose output it reads "
+            "(e.g. validate: extract), got a list");
+  EXPECT_EQ(diags.items()[1].message,
+            "step 'typo' needs unknown step 'extrat'; did you mean 'extract'?");
+  EXPECT_EQ(diags.items()[1].loc.line, 5);
+}
+
 TEST_F(GoodPipelineTest, KeepsFileOrderAndKindExtrasAndDefaultsTheNameToTheStem) {
   std::string path = Write("nightly.yaml", R"(steps:
   report: { command: echo r, needs: [train, extra, train] }
@@ -290,7 +314,7 @@ TEST_F(GoodPipelineTest, KeepsFileOrderAndKindExtrasAndDefaultsTheNameToTheStem)
   prepare: { command: [echo, p] }
   extra: { command: echo e }
 )");
-  StepKindSchemas kinds = {{"command", {"workdir"}}};
+  StepKindSchemas kinds = {{"command", {.keys = {"workdir"}}}};
   absl::StatusOr<PipelineSpec> spec = LoadPipeline(path, TestProject(), kinds);
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_EQ(spec->name, "nightly");

@@ -44,7 +44,7 @@ class PipelineParser {
     const std::vector<std::string>& resource_keys = internal::ResourceKeys();
     generic_keys_.insert(generic_keys_.end(), resource_keys.begin(), resource_keys.end());
     generic_keys_.insert(generic_keys_.end(), kStepKeysAfter.begin(), kStepKeysAfter.end());
-    for (const auto& [kind, extras] : kinds_) kind_keys_.push_back(kind);
+    for (const auto& [kind, schema] : kinds_) kind_keys_.push_back(kind);
   }
 
   void Parse() {
@@ -180,9 +180,7 @@ class PipelineParser {
       auto it = kinds_.find(e.key);
       if (it == kinds_.end()) continue;
       kinds.push_back(e.key);
-      for (const std::string& k : it->second) {
-        if (k != kKindValueIsStep) extras.insert(k);
-      }
+      extras.insert(it->second.keys.begin(), it->second.keys.end());
     }
     std::string where = fmt::format("step '{}'", step->name);
     bool kind_typo = false;  // an unknown key that is a near miss of a kind key
@@ -198,7 +196,7 @@ class PipelineParser {
                                   step->name, JoinNames(kinds)));
         }
         RecordField(e, step);
-        if (kinds_.at(e.key).contains(kKindValueIsStep)) StepRefOfKind(e, where);
+        if (kinds_.at(e.key).value_is_step) StepRefOfKind(e, where);
       } else if (extras.contains(e.key) || (kinds.empty() && !KindOwning(e.key).empty())) {
         RecordField(e, step);
       } else if (std::string owner = KindOwning(e.key); !owner.empty()) {
@@ -235,8 +233,8 @@ class PipelineParser {
 
   // The kind whose extra keys include `key`, or "".
   std::string KindOwning(const std::string& key) const {
-    for (const auto& [kind, extras] : kinds_) {
-      if (extras.contains(key)) return kind;
+    for (const auto& [kind, schema] : kinds_) {
+      if (schema.keys.contains(key)) return kind;
     }
     return "";
   }

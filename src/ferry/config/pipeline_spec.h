@@ -38,12 +38,15 @@
 
 namespace ferry::config {
 
-// For each step kind: its kind key (also the kind's name) and the other keys it accepts.
-using StepKindSchemas = std::map<std::string, std::set<std::string>>;
-// In a kind's key set: the kind key's value names an upstream step (`validate: extract`, or
-// `train: features.train` with a part after the dot). The parser adds it to the step's needs and
-// checks it like a need.
-inline constexpr const char* kKindValueIsStep = "<step>";
+// What the parser knows of a step kind.
+struct StepKindSchema {
+  std::set<std::string> keys;  // the keys it accepts besides its kind key
+  // The kind key's value names an upstream step (`validate: extract`, or `train: features.train`
+  // with a part after the dot): the parser adds it to the step's needs and checks it like one.
+  bool value_is_step = false;
+};
+// For each step kind, by its kind key (also the kind's name).
+using StepKindSchemas = std::map<std::string, StepKindSchema>;
 
 struct ParamSpec {
   std::string name;

@@ -20,7 +20,9 @@ const StepKind* StepKindRegistry::Find(const std::string& name) const {
 
 config::StepKindSchemas StepKindRegistry::Schemas() const {
   config::StepKindSchemas out;
-  for (const auto& k : kinds_) out[k->name()] = k->extra_keys();
+  for (const auto& k : kinds_) {
+    out[k->name()] = {.keys = k->extra_keys(), .value_is_step = k->value_is_step()};
+  }
   return out;
 }
 

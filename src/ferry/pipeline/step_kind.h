@@ -47,6 +47,9 @@ class StepKind {
   virtual std::string name() const = 0;
   // Keys besides the kind key that this kind accepts in a step.
   virtual std::set<std::string> extra_keys() const { return {}; }
+  // Whether the kind key's value names an upstream step (`validate: extract`); it then becomes a
+  // need of the step.
+  virtual bool value_is_step() const { return false; }
   // Whether a step of this kind may be a cache hit when the pipeline does not say (`cache:`).
   // False for kinds that read the outside world (a database may change under the same SQL).
   virtual bool DefaultCache() const { return true; }

@@ -27,9 +27,8 @@ namespace {
 class TransformStep final : public StepKind {
  public:
   std::string name() const override { return "transform"; }
-  std::set<std::string> extra_keys() const override {
-    return {"ops", "dataset", config::kKindValueIsStep};
-  }
+  std::set<std::string> extra_keys() const override { return {"ops", "dataset"}; }
+  bool value_is_step() const override { return true; }
 
   void Validate(const config::StepSpec& step, const config::ProjectConfig&,
                 config::Diagnostics* diags) const override {

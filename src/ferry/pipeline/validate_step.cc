@@ -39,7 +39,8 @@ absl::Status LinkOrCopy(const std::string& from, const std::string& to, const st
 class ValidateStep final : public StepKind {
  public:
   std::string name() const override { return "validate"; }
-  std::set<std::string> extra_keys() const override { return {"rules", config::kKindValueIsStep}; }
+  std::set<std::string> extra_keys() const override { return {"rules"}; }
+  bool value_is_step() const override { return true; }
   std::vector<std::string> Files(const ResolvedStep& step) const override {
     return {step.fields["rules"].get<std::string>()};
   }
