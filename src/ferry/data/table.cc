@@ -135,6 +135,26 @@ void Column::AppendFrom(const Column& other, size_t row) {
   }
 }
 
+void Column::AppendColumn(const Column& other) {
+  FERRY_CHECK(other.type_ == type_);
+  valid_.insert(valid_.end(), other.valid_.begin(), other.valid_.end());
+  switch (type_) {
+    case ColumnType::kFloat64:
+      doubles_.insert(doubles_.end(), other.doubles_.begin(), other.doubles_.end());
+      break;
+    case ColumnType::kString: {
+      std::vector<int32_t> remap(other.dict_.size());
+      for (size_t i = 0; i < other.dict_.size(); ++i) remap[i] = Intern(other.dict_[i]);
+      codes_.reserve(codes_.size() + other.codes_.size());
+      for (int32_t c : other.codes_) codes_.push_back(c < 0 ? -1 : remap[static_cast<size_t>(c)]);
+      break;
+    }
+    default:
+      ints_.insert(ints_.end(), other.ints_.begin(), other.ints_.end());
+      break;
+  }
+}
+
 void Column::Reserve(size_t rows) {
   valid_.reserve(rows);
   switch (type_) {

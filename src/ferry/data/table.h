@@ -69,6 +69,8 @@ class Column {
   void AppendBool(bool v) { AppendInt(v ? 1 : 0); }
   // Appends row `row` of `other` (same type).
   void AppendFrom(const Column& other, size_t row);
+  // Appends every row of `other` (same type); strings are interned once per distinct value.
+  void AppendColumn(const Column& other);
   void Reserve(size_t rows);
 
   // The dictionary of a string column: code -> string, in first-seen order.

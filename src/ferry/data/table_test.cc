@@ -37,6 +37,29 @@ TEST(TableTest, FilterAndTakeKeepTypesAndOrder) {
   EXPECT_EQ(k.column("x").float_at(2), 1.5);
 }
 
+TEST(TableTest, AppendColumnKeepsValuesNullsAndRemapsStrings) {
+  Column a("plan", ColumnType::kString);
+  a.AppendString("pro");
+  Column b("plan", ColumnType::kString);
+  b.AppendString("basic");
+  b.AppendNull();
+  b.AppendString("pro");
+  a.AppendColumn(b);
+  ASSERT_EQ(a.size(), 4u);
+  EXPECT_EQ(a.string_at(1), "basic");
+  EXPECT_TRUE(a.is_null(2));
+  EXPECT_EQ(a.code_at(3), a.code_at(0));  // "pro" interned once
+  EXPECT_EQ(a.dictionary(), (std::vector<std::string>{"pro", "basic"}));
+  Column x("x", ColumnType::kInt64);
+  x.AppendInt(1);
+  Column y("x", ColumnType::kInt64);
+  y.AppendNull();
+  y.AppendInt(7);
+  x.AppendColumn(y);
+  EXPECT_EQ(x.ints(), (std::vector<int64_t>{1, 0, 7}));
+  EXPECT_EQ(x.null_count(), 1u);
+}
+
 TEST(TableTest, TimestampsRoundTripInUtc) {
   EXPECT_EQ(ParseTimestamp("1970-01-01"), 0);
   EXPECT_EQ(ParseTimestamp("1970-01-02T00:00:01Z"), int64_t{86401} * 1000000);

@@ -48,10 +48,7 @@ void Append(data::Table* all, const data::Table& chunk) {
     return;
   }
   for (size_t c = 0; c < chunk.num_columns(); ++c) {
-    data::Column& dst = all->mutable_column(c);
-    const data::Column& src = chunk.column(c);
-    dst.Reserve(dst.size() + src.size());
-    for (size_t r = 0; r < src.size(); ++r) dst.AppendFrom(src, r);
+    all->mutable_column(c).AppendColumn(chunk.column(c));
   }
 }
 
