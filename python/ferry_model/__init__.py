@@ -1,8 +1,9 @@
 """ferry_model: the model class of a ferry project, and its runner (standard library only).
 
-Subclass `Model` (load_data, train, save, load, predict), then train and serve it under ferry's
-runner contract (docs/contract.md) with `python3 -m ferry_model train|serve models/m.py` or a
-script ending with `ferry_model.main(MyModel)`. The user guide is docs/python-models.md.
+Subclass `Model` (load_data, train, save, load, predict), then train, serve and batch-predict it
+under ferry's runner contract (docs/contract.md) with `python3 -m ferry_model
+train|serve|predict models/m.py` or a script ending with `ferry_model.main(MyModel)`. The user
+guide is docs/python-models.md.
 
 Example:
     import ferry_model
@@ -11,7 +12,7 @@ Example:
         ...
 
     if __name__ == "__main__":
-        ferry_model.main(Churn)      # python3 models/churn.py train | serve --model-dir DIR
+        ferry_model.main(Churn)      # python3 models/churn.py train | serve | predict ...
 """
 from .data import Dataset, read_csv, read_dataset
 from .model import Hyperparameters, Model

@@ -1,4 +1,4 @@
-"""`python3 -m ferry_model train|serve MODULE[:CLASS] ...` (see runner.py)."""
+"""`python3 -m ferry_model train|serve|predict MODULE[:CLASS] ...` (see runner.py)."""
 import sys
 
 from .runner import run

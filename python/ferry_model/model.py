@@ -2,10 +2,11 @@
 
 Subclass `Model` and implement `train`, `save`, `load` and `predict` (override `load_data` when
 the default — the train part of one upstream dataset — is not what the model needs). The runner
-(`python3 -m ferry_model train|serve`, or `ferry_model.main(MyModel)`) calls them:
+(`python3 -m ferry_model train|serve|predict`, or `ferry_model.main(MyModel)`) calls them:
 
     train:  m = MyModel(); data = m.load_data(channels); m.train(data, hps); m.save(model_dir)
     serve:  m = MyModel(); m.load(model_dir); then m.predict(rows) for every request
+    predict: m = MyModel(); m.load(model_dir); m.predict(rows) once, for all the input's rows
 
 Thread-safety: the server calls `predict` from several threads. Unless the class sets
 `thread_safe = True`, the server holds a lock around each call, so `predict` never runs twice

@@ -1,8 +1,11 @@
-"""The runner: trains a Model under the runner contract, or serves it over HTTP.
+"""The runner: trains a Model under the runner contract, serves it over HTTP, or predicts a
+batch offline.
 
     python3 -m ferry_model train MODULE[:CLASS] [--model-dir DIR] [--channel NAME=DIR ...]
     python3 -m ferry_model serve [MODULE[:CLASS]] [--model-dir DIR] [--host H] [--port P]
-    python3 models/churn.py train|serve ...     # a script ending with ferry_model.main(Churn)
+    python3 -m ferry_model predict [MODULE[:CLASS]] --model-dir DIR --input PATH [--part P]
+                                   --output FILE.json
+    python3 models/churn.py train|serve|predict ...  # a script ending with main(Churn)
 
 MODULE is a file (`models/churn.py`) or an importable dotted name (`mypkg.churn`). Without
 CLASS, the module must define exactly one subclass of ferry_model.Model. With no subcommand,
@@ -11,6 +14,11 @@ CLASS, the module must define exactly one subclass of ferry_model.Model. With no
 Train reads the contract's environment (docs/contract.md): SM_CHANNELS and SM_CHANNEL_<NAME>,
 SM_HPS or input/config/hyperparameters.json, FERRY_PARAMS, SM_MODEL_DIR, SM_OUTPUT_DIR. On an
 exception it prints the traceback, writes its last line to $SM_OUTPUT_DIR/failure and exits 1.
+
+Predict loads the model as serve does, reads rows from a dataset folder, a CSV file or a JSON
+file of {"instances": [...]}, and writes the document POST /invocations would answer for them
+(server.invoke) to the output file, atomically. On an error it exits 1 with a one-line message
+(last on stderr, and in $SM_OUTPUT_DIR/failure when that is set).
 
 Example:
     if __name__ == "__main__":
@@ -26,9 +34,11 @@ import os
 import platform
 import re
 import sys
+import tempfile
 import time
 import traceback
 
+from .data import read_dataset, read_text
 from .model import Hyperparameters, Model
 
 METADATA_FILE = "ferry_model.json"
@@ -36,6 +46,10 @@ METADATA_FILE = "ferry_model.json"
 
 class UsageError(Exception):
     """A problem with the command line or the environment, reported without a traceback."""
+
+
+class PredictError(Exception):
+    """A failure of `predict` (unreadable rows, a model that fails), reported in one line."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,8 +261,9 @@ def _parse_channel(text):
 def _parser(with_module):
     p = argparse.ArgumentParser(
         prog="python3 -m ferry_model" if with_module else os.path.basename(sys.argv[0]),
-        description="Train or serve a ferry_model.Model (docs/python-models.md).")
-    sub = p.add_subparsers(dest="command", metavar="{train,serve}")
+        description="Train, serve or batch-predict a ferry_model.Model "
+                    "(docs/python-models.md).")
+    sub = p.add_subparsers(dest="command", metavar="{train,serve,predict}")
     t = sub.add_parser("train", help="load_data, train and save, under the runner contract")
     if with_module:
         t.add_argument("module", metavar="MODULE[:CLASS]", help="models/churn.py or pkg.mod")
@@ -265,6 +280,19 @@ def _parser(with_module):
                    help="port (default: $PORT, else 8080; 0 picks a free one)")
     s.add_argument("--max-body-bytes", type=int, default=6 * 1024 * 1024,
                    help="larger request bodies get 413 (default: 6 MiB)")
+    b = sub.add_parser("predict", help="predict a batch of rows offline; writes the document "
+                       "POST /invocations would answer")
+    if with_module:
+        b.add_argument("module", nargs="?", metavar="MODULE[:CLASS]",
+                       help="default: the module and class recorded in MODEL_DIR/ferry_model.json")
+    b.add_argument("--model-dir", help="the trained model (default: $SM_MODEL_DIR)")
+    b.add_argument("--input", required=True, metavar="PATH",
+                   help="a dataset folder, a .csv or .csv.zst file, or a .json file holding "
+                        "{\"instances\": [...]}")
+    b.add_argument("--part", default=None,
+                   help="the dataset folder's part to read (default: test, else the only part)")
+    b.add_argument("--output", required=True, metavar="FILE.json",
+                   help="where to write {\"predictions\": [...]} (replaced atomically)")
     return p
 
 
@@ -274,17 +302,19 @@ def run(argv=None, cls=None):
     With `cls` (ferry_model.main), the model class is given and no MODULE argument is taken.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("train", "serve", "-h", "--help"):
+    if not argv or argv[0] not in ("train", "serve", "predict", "-h", "--help"):
         if os.environ.get("SM_MODEL_DIR"):
             argv.insert(0, "train")
         else:
             _parser(cls is None).print_usage(sys.stderr)
-            print("error: say train or serve (train is the default only when SM_MODEL_DIR is "
-                  "set)", file=sys.stderr)
+            print("error: say train, serve or predict (train is the default only when "
+                  "SM_MODEL_DIR is set)", file=sys.stderr)
             return 2
     args = _parser(cls is None).parse_args(argv)
     if args.command == "serve":
         return _serve(args, cls)
+    if args.command == "predict":
+        return _predict(args, cls)
     try:
         if cls is None:
             cls, label = load_class(args.module)
@@ -303,26 +333,34 @@ def run(argv=None, cls=None):
         return 1
 
 
+def _trained_model(args, cls):
+    """Returns (model folder, model class) for serve and predict: --model-dir, else
+    $SM_MODEL_DIR; the class given, else MODULE, else the one MODEL_DIR/ferry_model.json names.
+    Raises UsageError."""
+    model_dir = args.model_dir or os.environ.get("SM_MODEL_DIR")
+    if not model_dir:
+        raise UsageError("no model folder: pass --model-dir DIR (or set SM_MODEL_DIR)")
+    if not os.path.isdir(model_dir):
+        raise UsageError(f"no such model folder: {model_dir}")
+    if cls is None:
+        spec = getattr(args, "module", None)
+        if not spec:
+            meta_path = os.path.join(model_dir, METADATA_FILE)
+            if not os.path.isfile(meta_path):
+                raise UsageError(f"no MODULE given and no {meta_path}: name the model's "
+                                 "module (models/churn.py:Churn)")
+            with open(meta_path, encoding="utf-8") as f:
+                meta = json.load(f)
+            spec = f"{meta['module']}:{meta['class']}"
+        cls, _ = load_class(spec)
+    return model_dir, cls
+
+
 def _serve(args, cls):
     from . import server
 
     try:
-        model_dir = args.model_dir or os.environ.get("SM_MODEL_DIR")
-        if not model_dir:
-            raise UsageError("no model folder: pass --model-dir DIR (or set SM_MODEL_DIR)")
-        if not os.path.isdir(model_dir):
-            raise UsageError(f"no such model folder: {model_dir}")
-        if cls is None:
-            spec = getattr(args, "module", None)
-            if not spec:
-                meta_path = os.path.join(model_dir, METADATA_FILE)
-                if not os.path.isfile(meta_path):
-                    raise UsageError(f"no MODULE given and no {meta_path}: name the model's "
-                                     "module (models/churn.py:Churn)")
-                with open(meta_path, encoding="utf-8") as f:
-                    meta = json.load(f)
-                spec = f"{meta['module']}:{meta['class']}"
-            cls, _ = load_class(spec)
+        model_dir, cls = _trained_model(args, cls)
         port = args.port
         if port is None:
             port = int(os.environ.get("PORT") or 8080)
@@ -333,12 +371,187 @@ def _serve(args, cls):
                         max_body_bytes=args.max_body_bytes)
 
 
+# ---------------------------------------------------------------------------------------------
+# predict
+
+_CSV_SUFFIXES = (".csv.zst", ".csv")  # in order of preference for one part
+
+
+def _folder_parts(folder):
+    """Returns ({part: file path}, manifest path or None) for a dataset folder: the manifest's
+    parts, or, without manifest.json, its <part>.csv.zst / <part>.csv files."""
+    manifest_path = os.path.join(folder, "manifest.json")
+    if os.path.exists(manifest_path):
+        try:
+            with open(manifest_path, encoding="utf-8") as f:
+                manifest = json.load(f)
+        except (OSError, ValueError) as e:
+            raise PredictError(f"cannot read {manifest_path}: {e}") from None
+        parts = manifest.get("parts") if isinstance(manifest, dict) else None
+        if not isinstance(parts, dict):
+            raise PredictError(f"{manifest_path}: no \"parts\" object")
+        return {name: os.path.join(folder, str((p or {}).get("file", "")))
+                for name, p in parts.items()}, manifest_path
+    parts = {}
+    for suffix in _CSV_SUFFIXES:
+        for name in sorted(os.listdir(folder)):
+            path = os.path.join(folder, name)
+            if name.endswith(suffix) and len(name) > len(suffix) and os.path.isfile(path):
+                parts.setdefault(name[:-len(suffix)], path)
+    return parts, None
+
+
+def _csv_instances(path, text):
+    from . import server
+
+    try:
+        return server.parse_instances(text.encode("utf-8"), "text/csv")
+    except server.RequestError as e:
+        raise PredictError(f"{path}: {e.message}") from None
+
+
+def read_instances(path, part=None):
+    """Returns (rows, source): the rows to predict, a non-empty list of dicts, read from `path`,
+    and a description of what was read, for messages.
+
+    `path` is one of:
+      a dataset folder: the part `part`; when `part` is None, "test", else the folder's only
+        part. With manifest.json the values are typed by its columns, as read_dataset types
+        them; without one the part is the file <part>.csv.zst or <part>.csv.
+      a .csv or .csv.zst file.
+      a .json file: {"instances": [...]} or a list of row objects, as POST /invocations takes.
+    CSV values without a manifest are typed as a text/csv body of POST /invocations is: empty
+    -> None, an integer -> int, a number -> float, true/false (any case) -> bool, else the text.
+    Raises PredictError naming the file and what is wrong.
+    """
+    from . import server
+
+    if not os.path.exists(path):
+        raise PredictError(f"no such input: {path} (expected a dataset folder, a .csv or "
+                           ".csv.zst file, or a .json file)")
+    try:
+        if os.path.isdir(path):
+            parts, manifest_path = _folder_parts(path)
+            if not parts:
+                raise PredictError(f"{path}: not a dataset folder (no manifest.json, and no "
+                                   ".csv or .csv.zst file)")
+            wanted = part or "test"
+            if wanted in parts:
+                chosen = wanted
+            elif part is None and len(parts) == 1:
+                chosen = next(iter(parts))
+            else:
+                raise PredictError(f"{manifest_path or path}: no part {wanted!r} (parts: "
+                                   f"{', '.join(sorted(parts))}); pass --part with one of them")
+            source = f"part {chosen!r} of {path}"
+            if manifest_path:  # typed by the manifest's columns
+                rows = read_dataset(path, chosen).rows
+            else:
+                rows = _csv_instances(parts[chosen], read_text(parts[chosen]))
+            if not rows:
+                raise PredictError(f"{parts[chosen]}: no rows to predict")
+            return rows, source
+        if part is not None:
+            raise PredictError(f"--part {part} applies to a dataset folder, and {path} is a "
+                               "file: drop --part")
+        if path.endswith(_CSV_SUFFIXES):
+            return _csv_instances(path, read_text(path)), path
+        if path.endswith(".json"):
+            with open(path, "rb") as f:
+                body = f.read()
+            try:
+                return server.parse_instances(body, "application/json"), path
+            except server.RequestError as e:
+                raise PredictError(f"{path}: {e.message}") from None
+        raise PredictError(f"{path}: expected a dataset folder, a .csv or .csv.zst file, or a "
+                           ".json file of {\"instances\": [...]}")
+    except (OSError, ValueError, RuntimeError) as e:
+        # An unreadable file, a value that does not convert, no zstd: the messages name the file.
+        raise PredictError(str(e)) from None
+
+
+def write_atomically(path, data):
+    """Writes the bytes `data` to `path` through a temporary file in its folder and a rename,
+    so that a reader sees the old file or the whole new one. Creates the folder. Raises
+    PredictError."""
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = None
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.",
+                                   suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # as open() would have made it, not mkstemp's 0600
+        os.replace(tmp, path)
+    except OSError as e:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        raise PredictError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def _rows(count):
+    return f"{count} row" if count == 1 else f"{count} rows"
+
+
+def predict(cls, model_dir, input_path, output_path, part=None):
+    """Loads `cls` from `model_dir` (cls(), then load), predicts the rows of `input_path` (see
+    read_instances) in one call of predict, and writes the document POST /invocations answers
+    for those rows, {"predictions": [...]}, to `output_path` (atomically). Returns the row
+    count. Raises PredictError; the output file is not written then.
+    """
+    from . import server
+
+    rows, source = read_instances(input_path, part)
+    try:
+        model = server.load_model(cls, model_dir)
+    except Exception as e:  # the user's __init__ or load
+        traceback.print_exc()
+        raise PredictError(f"cannot load {cls.__name__} from {model_dir}: "
+                           f"{traceback.format_exception_only(type(e), e)[-1].strip()}") from None
+    try:
+        body = server.invoke(model, rows)
+    except server.RequestError as e:
+        raise PredictError(f"{cls.__name__}.predict on {_rows(len(rows))} of {source}: "
+                           f"{e.message}") from None
+    write_atomically(output_path, body)
+    return len(rows)
+
+
+def _predict(args, cls):
+    try:
+        model_dir, cls = _trained_model(args, cls)
+        start = time.monotonic()
+        count = predict(cls, model_dir, args.input, args.output, args.part)
+    except (UsageError, PredictError) as e:
+        sys.stderr.flush()
+        print(f"ferry_model: {e}", file=sys.stderr, flush=True)
+        write_failure(str(e))
+        return 1
+    except Exception as e:  # anything else, e.g. importing the user's module
+        traceback.print_exc()
+        line = traceback.format_exception_only(type(e), e)[-1].strip()
+        print(f"ferry_model: {line}", file=sys.stderr, flush=True)
+        write_failure(line)
+        return 1
+    print(f"ferry_model: predicted {_rows(count)} with {cls.__name__} in "
+          f"{time.monotonic() - start:.2f}s; wrote {args.output}", flush=True)
+    return 0
+
+
 def main(model_class=None, argv=None):
     """Entry point of a model script: `if __name__ == "__main__": ferry_model.main(Churn)`.
 
-    Runs `train` or `serve` for `model_class` per the command line, then exits the process with
-    the command's exit code. Without `model_class` (`python3 -m ferry_model`) the first argument
-    after the subcommand names the module.
+    Runs `train`, `serve` or `predict` for `model_class` per the command line, then exits the
+    process with the command's exit code. Without `model_class` (`python3 -m ferry_model`) the
+    first argument after the subcommand names the module.
     """
     if model_class is not None and not (inspect.isclass(model_class)
                                         and issubclass(model_class, Model)):

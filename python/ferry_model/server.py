@@ -9,6 +9,9 @@ Routes (every response body is JSON):
     POST /invocations  200 {"predictions": [...]}, one per instance, in order
 Errors are {"error": {"code": CODE, "message": TEXT}}; see ERRORS.
 
+The runner's batch `predict` (runner.py) reads its rows with parse_instances and answers through
+invoke, as /invocations does, so that the same rows give the same document offline and online.
+
 Thread-safety: one thread per connection (ThreadingHTTPServer); `predict` is serialized by a
 lock unless the model class sets `thread_safe = True`.
 
@@ -47,7 +50,10 @@ ERRORS = {
 _DRAIN_LIMIT = 64 * 1024 * 1024
 
 
-class _HTTPError(Exception):
+class RequestError(Exception):
+    """A request the server answers with an error: `code` is a key of ERRORS, `message` the
+    one-line reason. `predict` in the runner reports the same errors for a batch."""
+
     def __init__(self, code, message):
         super().__init__(message)
         self.code = code
@@ -71,52 +77,52 @@ def _csv_value(text):
 
 
 def parse_instances(body, content_type):
-    """Returns the list of row dicts of a request body; raises _HTTPError for a bad one."""
+    """Returns the list of row dicts of a request body; raises RequestError for a bad one."""
     media = (content_type or "application/json").split(";")[0].strip().lower()
     if media not in ("application/json", "text/csv"):
-        raise _HTTPError("unsupported_media_type",
-                         f"Content-Type {media!r} is not supported: send application/json "
-                         "({\"instances\": [{\"feature\": value, ...}]}) or text/csv (with a "
-                         "header line)")
+        raise RequestError("unsupported_media_type",
+                           f"Content-Type {media!r} is not supported: send application/json "
+                           "({\"instances\": [{\"feature\": value, ...}]}) or text/csv (with a "
+                           "header line)")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as e:
         code = "invalid_json" if media == "application/json" else "invalid_csv"
-        raise _HTTPError(code, f"the body is not UTF-8: {e}") from None
+        raise RequestError(code, f"the body is not UTF-8: {e}") from None
     if media == "text/csv":
         rows = list(csv.reader(io.StringIO(text, newline="")))
         if not rows or not rows[0]:
-            raise _HTTPError("invalid_csv", "the CSV body has no header line (feature names)")
+            raise RequestError("invalid_csv", "the CSV body has no header line (feature names)")
         header = rows[0]
         if len(set(header)) != len(header):
-            raise _HTTPError("invalid_csv", "the CSV header repeats a column name")
+            raise RequestError("invalid_csv", "the CSV header repeats a column name")
         instances = []
         for line_no, record in enumerate(rows[1:], start=2):
             if not record:
                 continue
             if len(record) != len(header):
-                raise _HTTPError("invalid_csv", f"line {line_no}: {len(record)} fields, the "
-                                 f"header has {len(header)}")
+                raise RequestError("invalid_csv", f"line {line_no}: {len(record)} fields, the "
+                                   f"header has {len(header)}")
             instances.append({k: _csv_value(v) for k, v in zip(header, record)})
     else:
         try:
             doc = json.loads(text)
         except ValueError as e:
-            raise _HTTPError("invalid_json", f"the body is not valid JSON: {e}") from None
+            raise RequestError("invalid_json", f"the body is not valid JSON: {e}") from None
         if isinstance(doc, dict):
             if "instances" not in doc:
-                raise _HTTPError("invalid_json",
-                                 "expected {\"instances\": [...]} or a list of instances")
+                raise RequestError("invalid_json",
+                                   "expected {\"instances\": [...]} or a list of instances")
             doc = doc["instances"]
         if not isinstance(doc, list):
-            raise _HTTPError("invalid_json", "\"instances\" must be a list")
+            raise RequestError("invalid_json", "\"instances\" must be a list")
         for i, inst in enumerate(doc):
             if not isinstance(inst, dict):
-                raise _HTTPError("bad_instance", f"instance {i} is a {type(inst).__name__}, "
-                                 "expected an object of feature -> value")
+                raise RequestError("bad_instance", f"instance {i} is a {type(inst).__name__}, "
+                                   "expected an object of feature -> value")
         instances = doc
     if not instances:
-        raise _HTTPError("empty_batch", "no instances to predict")
+        raise RequestError("empty_batch", "no instances to predict")
     return instances
 
 
@@ -130,21 +136,50 @@ def _jsonable(value):
 
 
 def encode_predictions(predictions, count):
-    """Returns the 200 response body; raises _HTTPError("bad_predictions") when the model's
+    """Returns the 200 response body; raises RequestError("bad_predictions") when the model's
     answer has the wrong length or values JSON cannot hold (NaN, infinities, objects)."""
     if hasattr(predictions, "tolist"):
         predictions = predictions.tolist()
     if not isinstance(predictions, (list, tuple)):
-        raise _HTTPError("bad_predictions",
-                         f"predict returned a {type(predictions).__name__}, expected a list")
+        raise RequestError("bad_predictions",
+                           f"predict returned a {type(predictions).__name__}, expected a list")
     if len(predictions) != count:
-        raise _HTTPError("bad_predictions",
-                         f"predict returned {len(predictions)} predictions for {count} instances")
+        raise RequestError("bad_predictions", f"predict returned {len(predictions)} predictions "
+                           f"for {count} instances")
     try:
         return json.dumps({"predictions": list(predictions)}, default=_jsonable,
                           allow_nan=False).encode()
     except (TypeError, ValueError) as e:
-        raise _HTTPError("bad_predictions", f"the predictions are not valid JSON: {e}") from None
+        raise RequestError("bad_predictions", f"the predictions are not valid JSON: {e}") from None
+
+
+def invoke(model, instances, lock=None):
+    """Returns the 200 body of POST /invocations for `instances` (a non-empty list of row
+    dicts): model.predict(instances), under `lock` when given, encoded by encode_predictions.
+
+    The server and the runner's batch `predict` both answer through here, so the same rows give
+    the same document either way. Raises RequestError("prediction_failed") when predict raises
+    (its traceback goes to stderr), or RequestError("bad_predictions").
+    """
+    try:
+        if lock is None:
+            predictions = model.predict(instances)
+        else:
+            with lock:
+                predictions = model.predict(instances)
+    except Exception as e:  # the user's predict: report it, the caller decides what follows
+        traceback.print_exc()
+        sys.stderr.flush()
+        raise RequestError("prediction_failed",
+                           traceback.format_exception_only(type(e), e)[-1].strip()) from None
+    return encode_predictions(predictions, len(instances))
+
+
+def load_model(cls, model_dir):
+    """Returns a loaded model: cls(), then load(model_dir). Exceptions propagate."""
+    model = cls()
+    model.load(model_dir)
+    return model
 
 
 def _make_handler(model, lock, max_body_bytes):
@@ -187,29 +222,19 @@ def _make_handler(model, lock, max_body_bytes):
             try:
                 body = self._read_body()
                 instances = parse_instances(body, self.headers.get("Content-Type"))
-                try:
-                    if lock is None:
-                        predictions = model.predict(instances)
-                    else:
-                        with lock:
-                            predictions = model.predict(instances)
-                except Exception as e:  # the user's predict: report, keep serving
-                    traceback.print_exc()
-                    raise _HTTPError("prediction_failed",
-                                     traceback.format_exception_only(type(e), e)[-1].strip())
-                self._send(200, encode_predictions(predictions, len(instances)))
-            except _HTTPError as e:
+                self._send(200, invoke(model, instances, lock))
+            except RequestError as e:
                 self._error(e.code, e.message)
 
         def _read_body(self):
             if self.headers.get("Content-Length") is None:
-                raise _HTTPError("length_required", "send a Content-Length header")
+                raise RequestError("length_required", "send a Content-Length header")
             try:
                 length = int(self.headers["Content-Length"])
                 if length < 0:
                     raise ValueError
             except ValueError:
-                raise _HTTPError("bad_request", "Content-Length is not a number") from None
+                raise RequestError("bad_request", "Content-Length is not a number") from None
             if length > max_body_bytes:
                 self.close_connection = True
                 if length <= _DRAIN_LIMIT:
@@ -219,12 +244,12 @@ def _make_handler(model, lock, max_body_bytes):
                         if not chunk:
                             break
                         left -= len(chunk)
-                raise _HTTPError("payload_too_large", f"the body is {length} bytes, more than "
-                                 f"the limit of {max_body_bytes} (split the batch)")
+                raise RequestError("payload_too_large", f"the body is {length} bytes, more than "
+                                   f"the limit of {max_body_bytes} (split the batch)")
             body = self.rfile.read(length)
             if len(body) != length:
-                raise _HTTPError("bad_request", f"the body ended after {len(body)} of {length} "
-                                 "bytes")
+                raise RequestError("bad_request", f"the body ended after {len(body)} of {length} "
+                                   "bytes")
             return body
 
         def _not_allowed(self):
@@ -246,8 +271,7 @@ def serve(cls, model_dir, host="127.0.0.1", port=8080, max_body_bytes=6 * 1024 *
     (0 after a signal, 1 when the model cannot be loaded or the address cannot be bound).
     Must run on the main thread (it installs signal handlers)."""
     try:
-        model = cls()
-        model.load(model_dir)
+        model = load_model(cls, model_dir)
     except Exception as e:
         traceback.print_exc()
         print(f"ferry_model: cannot load {cls.__name__} from {model_dir}: "

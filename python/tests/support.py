@@ -1,16 +1,24 @@
 """Shared fixtures of the ferry_model tests: a toy model's source, datasets written as ferry
-writes them (manifest.json + zstd CSV), and a task folder laid out per the runner contract."""
+writes them (manifest.json + zstd CSV), a task folder laid out per the runner contract, and a
+`serve` subprocess to query."""
 import csv
+import http.client
 import io
 import json
 import os
+import queue
+import socket
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 
 PYTHON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Two models in one module: `Mean` (regression: mean of y, plus the row's x) and `Majority`
-# (classification: the label frequencies). Hyperparameters exercise strings and typed values.
+# Three models in one module: `Mean` (regression: mean of y, plus the row's x), `Majority`
+# (classification: the label frequencies) and `Echo` (each row predicted as itself, to see the
+# values predict receives). Hyperparameters exercise strings and typed values.
 TOY_MODEL = '''
 import json
 import os
@@ -74,6 +82,23 @@ class Majority(ferry_model.Model):
 
     def predict(self, rows):
         return [dict(self.p) for _ in rows]
+
+
+class Echo(ferry_model.Model):
+    """Predicts each row itself: shows the values predict was given."""
+
+    def train(self, data, hyperparameters):
+        pass
+
+    def save(self, model_dir):
+        open(os.path.join(model_dir, "echo"), "w").close()
+
+    def load(self, model_dir):
+        if not os.path.exists(os.path.join(model_dir, "echo")):
+            raise FileNotFoundError("no file 'echo' in the model folder")
+
+    def predict(self, rows):
+        return [dict(r) for r in rows]
 
 
 if __name__ == "__main__":
@@ -173,3 +198,92 @@ def run_python(args, env, cwd, timeout=60):
     """Runs the test interpreter with `args`; returns the CompletedProcess (text)."""
     return subprocess.run([sys.executable, *args], env=env, cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+START_DEADLINE_S = 30  # for a `serve` process to print its port
+
+
+class Server:
+    """A `serve` subprocess; `port` is read from its "listening on" line."""
+
+    def __init__(self, args, env, cwd):
+        self.stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen([sys.executable, *args], env=env, cwd=cwd,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=self.stderr, text=True)
+        self.lines = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+        try:
+            line = self.wait_line("listening on 127.0.0.1:")
+        except AssertionError:
+            self.stop()
+            raise
+        self.port = int(line.strip().rsplit(":", 1)[1])
+
+    def wait_line(self, prefix, timeout=START_DEADLINE_S):
+        """Returns the next stdout line starting with `prefix`, skipping others."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no line {prefix!r} within {timeout}s") from None
+            if line is None:
+                raise AssertionError(f"the server exited: {self.stderr_text()}")
+            if line.startswith(prefix):
+                return line
+
+    def _pump(self):
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def stderr_text(self):
+        self.stderr.seek(0)
+        return self.stderr.read().decode(errors="replace")
+
+    def request(self, method, path, body=None, headers=None):
+        """Returns (status, Content-Type, the body's JSON)."""
+        status, content_type, data = self.request_bytes(method, path, body, headers)
+        return status, content_type, json.loads(data)
+
+    def request_bytes(self, method, path, body=None, headers=None):
+        """Returns (status, Content-Type, the body's bytes)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            return resp.status, resp.getheader("Content-Type"), resp.read()
+        finally:
+            conn.close()
+
+    def raw(self, head):
+        """Sends `head` (request line and headers) as is; returns (status, JSON body)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
+            sock.sendall(head.encode())
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        status_line, _, rest = data.partition(b"\r\n")
+        return int(status_line.split()[1]), json.loads(rest.partition(b"\r\n\r\n")[2])
+
+    def post(self, body, content_type="application/json"):
+        if not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+        return self.request("POST", "/invocations", body, {"Content-Type": content_type})
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+        self.proc.stdout.close()
+        self.stderr.close()
+
+
+def trained_project(root):
+    """A project whose toy Mean model is trained (mean of y = 5.0, scale 2)."""
+    project, env = make_task(root, {"scale": 2, "epochs": 1})
+    done = run_python(["-m", "ferry_model", "train", "models/toy.py:Mean"], env, project)
+    if done.returncode != 0:
+        raise AssertionError(done.stderr)
+    return project, env

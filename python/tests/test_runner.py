@@ -67,7 +67,7 @@ class TrainTest(unittest.TestCase):
         del env["SM_MODEL_DIR"]
         done = self.train("models/toy.py", env=env)
         self.assertEqual(done.returncode, 2)
-        self.assertIn("say train or serve", done.stderr)
+        self.assertIn("say train, serve or predict", done.stderr)
 
     def test_hyperparameters_file_when_sm_hps_is_absent(self):
         env = dict(self.env)
@@ -103,7 +103,7 @@ class TrainTest(unittest.TestCase):
         self.assertEqual(done.returncode, 1)
         with open(os.path.join(self.env["SM_OUTPUT_DIR"], "failure")) as f:
             self.assertEqual(f.read(), "models/toy.py: expected exactly one ferry_model.Model "
-                             "subclass, found Majority, Mean; name it as "
+                             "subclass, found Echo, Majority, Mean; name it as "
                              "models/toy.py:ClassName\n")
 
     def test_missing_file_and_class(self):

@@ -1,101 +1,16 @@
 """`serve`: a trained toy model served on port 0, queried over HTTP, stopped by SIGTERM."""
-import http.client
 import json
 import os
-import queue
 import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 import unittest
 
 import support
+from support import Server, trained_project
 
-START_DEADLINE_S = 30
 MAX_BODY = 1000  # --max-body-bytes, so that the 413 test sends little
-
-
-class Server:
-    """A `serve` subprocess; `port` is read from its "listening on" line."""
-
-    def __init__(self, args, env, cwd):
-        self.stderr = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([sys.executable, *args], env=env, cwd=cwd,
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=self.stderr, text=True)
-        self.lines = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-        try:
-            line = self.wait_line("listening on 127.0.0.1:")
-        except AssertionError:
-            self.stop()
-            raise
-        self.port = int(line.strip().rsplit(":", 1)[1])
-
-    def wait_line(self, prefix, timeout=START_DEADLINE_S):
-        """Returns the next stdout line starting with `prefix`, skipping others."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(f"no line {prefix!r} within {timeout}s") from None
-            if line is None:
-                raise AssertionError(f"the server exited: {self.stderr_text()}")
-            if line.startswith(prefix):
-                return line
-
-    def _pump(self):
-        for line in self.proc.stdout:
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def stderr_text(self):
-        self.stderr.seek(0)
-        return self.stderr.read().decode(errors="replace")
-
-    def request(self, method, path, body=None, headers=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            resp = conn.getresponse()
-            return resp.status, resp.getheader("Content-Type"), json.loads(resp.read())
-        finally:
-            conn.close()
-
-    def raw(self, head):
-        """Sends `head` (request line and headers) as is; returns (status, JSON body)."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
-            sock.sendall(head.encode())
-            data = b""
-            while chunk := sock.recv(65536):
-                data += chunk
-        status_line, _, rest = data.partition(b"\r\n")
-        return int(status_line.split()[1]), json.loads(rest.partition(b"\r\n\r\n")[2])
-
-    def post(self, body, content_type="application/json"):
-        if not isinstance(body, (bytes, str)):
-            body = json.dumps(body)
-        return self.request("POST", "/invocations", body, {"Content-Type": content_type})
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
-        self.proc.stdout.close()
-        self.stderr.close()
-
-
-def trained_project(root):
-    """A project whose toy Mean model is trained (mean of y = 5.0, scale 2)."""
-    project, env = support.make_task(root, {"scale": 2, "epochs": 1})
-    done = support.run_python(["-m", "ferry_model", "train", "models/toy.py:Mean"], env, project)
-    if done.returncode != 0:
-        raise AssertionError(done.stderr)
-    return project, env
 
 
 class ServeTest(unittest.TestCase):
