@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <cmath>
 #include <iterator>
 #include <optional>
 #include <string>
@@ -13,6 +14,7 @@
 #include "ferry/common/status.h"
 #include "ferry/state/kinds.h"
 #include "fmt/format.h"
+#include "nlohmann/json.hpp"
 
 namespace ferry::state {
 namespace {
@@ -109,7 +111,14 @@ enum class Query : int {
   kListAliases,
   kPutAlias,
   kDeleteAlias,
-  kLast = kDeleteAlias,
+  kInsertExperiment,
+  kUpdateExperiment,
+  kGetExperiment,
+  kFindExperiment,
+  kListExperiments,
+  kSetExperimentMetrics,
+  kSetExperimentModelVersion,
+  kLast = kSetExperimentModelVersion,
 };
 
 class Statement {
@@ -130,6 +139,7 @@ class Statement {
     return Check(sqlite3_bind_text64(s_, i, data, v.size(), SQLITE_TRANSIENT, SQLITE_UTF8));
   }
   Statement& Int(int i, int64_t v) { return Check(sqlite3_bind_int64(s_, i, v)); }
+  Statement& Real(int i, double v) { return Check(sqlite3_bind_double(s_, i, v)); }
   Statement& Null(int i) { return Check(sqlite3_bind_null(s_, i)); }
   // InfinitePast is stored as NULL.
   Statement& Time(int i, absl::Time t) {
@@ -172,6 +182,7 @@ class Statement {
     return p == nullptr ? std::string() : std::string(p, sqlite3_column_bytes(s_, c));
   }
   int64_t ColInt(int c) const { return sqlite3_column_int64(s_, c); }
+  double ColReal(int c) const { return sqlite3_column_double(s_, c); }
   absl::Time ColTime(int c) const {
     return sqlite3_column_type(s_, c) == SQLITE_NULL ? absl::InfinitePast()
                                                      : absl::FromUnixMicros(ColInt(c));
@@ -352,6 +363,32 @@ CREATE TABLE model_aliases (
 ) WITHOUT ROWID;
 CREATE INDEX model_aliases_by_version ON model_aliases (model, version);
 )sql"},
+    // Experiments: one row per training run. AUTOINCREMENT so that an id is never given out
+    // twice, even after the newest row is gone. Not tied to pipeline_runs by a foreign key: an
+    // experiment may be recorded outside a run (empty run_id), and it outlives the run's rows.
+    // The JSON columns hold objects, checked by the store before every write.
+    {3, R"sql(
+CREATE TABLE experiments (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL,
+  run_id TEXT NOT NULL DEFAULT '',
+  task TEXT NOT NULL DEFAULT '',
+  model_type TEXT NOT NULL DEFAULT '',
+  params_json TEXT NOT NULL DEFAULT '{}',
+  metrics_json TEXT NOT NULL DEFAULT '{}',
+  dataset TEXT NOT NULL DEFAULT '',
+  dataset_version TEXT NOT NULL DEFAULT '',
+  code_hash TEXT NOT NULL DEFAULT '',
+  artifact_uri TEXT NOT NULL DEFAULT '',
+  duration_seconds REAL NOT NULL DEFAULT 0,
+  model_version TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX experiments_one_per_task ON experiments (run_id, task) WHERE run_id <> '';
+CREATE INDEX experiments_by_name ON experiments (name, id);
+CREATE INDEX experiments_by_model_type ON experiments (model_type, id);
+)sql"},
 };
 
 #define FERRY_RUN_COLUMNS                                                                  \
@@ -365,6 +402,9 @@ CREATE INDEX model_aliases_by_version ON model_aliases (model, version);
   "model, version, state, revision, artifact_uri, run_id, task, idempotency_key, " \
   "metrics_json, metadata_json, created_at, updated_at, message"
 #define FERRY_ALIAS_COLUMNS "model, alias, version, updated_at"
+#define FERRY_EXPERIMENT_COLUMNS                                                              \
+  "id, name, run_id, task, model_type, params_json, metrics_json, dataset, dataset_version, " \
+  "code_hash, artifact_uri, duration_seconds, model_version, created_at, updated_at"
 
 // Every statement is a constant; values only ever reach SQLite through sqlite3_bind_*.
 const char* Sql(Query q) {
@@ -507,6 +547,33 @@ const char* Sql(Query q) {
              "updated_at = excluded.updated_at RETURNING " FERRY_ALIAS_COLUMNS;
     case Query::kDeleteAlias:
       return "DELETE FROM model_aliases WHERE model = ?1 AND alias = ?2";
+    case Query::kInsertExperiment:
+      return "INSERT INTO experiments (name, run_id, task, model_type, params_json, "
+             "metrics_json, dataset, dataset_version, code_hash, artifact_uri, duration_seconds, "
+             "created_at, updated_at) "
+             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12) "
+             "RETURNING " FERRY_EXPERIMENT_COLUMNS;
+    case Query::kUpdateExperiment:
+      // A retried train task: every field it sets; id, model_version and created_at stay.
+      return "UPDATE experiments SET name = ?1, run_id = ?2, task = ?3, model_type = ?4, "
+             "params_json = ?5, metrics_json = ?6, dataset = ?7, dataset_version = ?8, "
+             "code_hash = ?9, artifact_uri = ?10, duration_seconds = ?11, updated_at = ?12 "
+             "WHERE id = ?13 RETURNING " FERRY_EXPERIMENT_COLUMNS;
+    case Query::kGetExperiment:
+      return "SELECT " FERRY_EXPERIMENT_COLUMNS " FROM experiments WHERE id = ?1";
+    case Query::kFindExperiment:
+      // `run_id <> ''` matches the partial unique index, so SQLite uses it.
+      return "SELECT " FERRY_EXPERIMENT_COLUMNS
+             " FROM experiments WHERE run_id = ?1 AND task = ?2 AND run_id <> ''";
+    case Query::kListExperiments:
+      // An empty filter field matches every row; a negative limit means none.
+      return "SELECT " FERRY_EXPERIMENT_COLUMNS
+             " FROM experiments WHERE (?1 = '' OR name = ?1) AND (?2 = '' OR model_type = ?2) "
+             "ORDER BY id DESC LIMIT ?3";
+    case Query::kSetExperimentMetrics:
+      return "UPDATE experiments SET metrics_json = ?1, updated_at = ?2 WHERE id = ?3";
+    case Query::kSetExperimentModelVersion:
+      return "UPDATE experiments SET model_version = ?1, updated_at = ?2 WHERE id = ?3";
   }
   FERRY_CHECK(false);
   return nullptr;
@@ -517,6 +584,7 @@ const char* Sql(Query q) {
 #undef FERRY_MODEL_COLUMNS
 #undef FERRY_MODEL_VERSION_COLUMNS
 #undef FERRY_ALIAS_COLUMNS
+#undef FERRY_EXPERIMENT_COLUMNS
 #undef FERRY_LIVE_RUN_STATES
 
 PipelineRunRecord ReadRun(const Statement& s) {
@@ -634,6 +702,26 @@ ModelAliasRecord ReadAlias(const Statement& s) {
   return a;
 }
 
+ExperimentRecord ReadExperiment(const Statement& s) {
+  ExperimentRecord e;
+  e.id = s.ColInt(0);
+  e.name = s.ColText(1);
+  e.run_id = s.ColText(2);
+  e.task = s.ColText(3);
+  e.model_type = s.ColText(4);
+  e.params_json = s.ColText(5);
+  e.metrics_json = s.ColText(6);
+  e.dataset = s.ColText(7);
+  e.dataset_version = s.ColText(8);
+  e.code_hash = s.ColText(9);
+  e.artifact_uri = s.ColText(10);
+  e.duration_seconds = s.ColReal(11);
+  e.model_version = s.ColText(12);
+  e.created_at = s.ColTime(13);
+  e.updated_at = s.ColTime(14);
+  return e;
+}
+
 // Every row of `s`, read by `read`.
 template <typename Read>
 auto ReadAll(Statement& s, std::string_view what, Read read)
@@ -691,6 +779,56 @@ std::string AliasResource(std::string_view model, std::string_view alias) {
 }
 
 constexpr std::string_view kModelAliasKind = "ModelAlias";
+
+absl::Status NoExperiment(int64_t id) {
+  return absl::NotFoundError(fmt::format("no experiment {}; `ferry experiments` lists them", id));
+}
+
+// Parses `text`, the value of field `field` of experiment `subject`, as a JSON object (ordered:
+// sections and keys keep the order they were written in). InvalidArgument naming the field
+// otherwise. nlohmann throws; this is where that becomes a Status.
+absl::StatusOr<nlohmann::ordered_json> ParseJsonObject(std::string_view subject,
+                                                       std::string_view field,
+                                                       std::string_view text) {
+  if (text.empty()) {
+    return absl::InvalidArgumentError(
+        fmt::format("{}: {} is empty; it must be a JSON object, {{}} when there is nothing to say",
+                    subject, field));
+  }
+  nlohmann::ordered_json value;
+  try {
+    value = nlohmann::ordered_json::parse(text);
+  } catch (const nlohmann::ordered_json::parse_error& e) {
+    return absl::InvalidArgumentError(
+        fmt::format("{}: {} is not valid JSON ({}); it must be a JSON object such as {{\"k\": 1}}",
+                    subject, field, e.what()));
+  }
+  if (!value.is_object()) {
+    return absl::InvalidArgumentError(
+        fmt::format("{}: {} is a JSON {}, not an object; it must be a JSON object such as "
+                    "{{\"k\": 1}}",
+                    subject, field, value.type_name()));
+  }
+  return value;
+}
+
+absl::Status CheckNewExperiment(const NewExperiment& e) {
+  const std::string of_task =
+      e.run_id.empty() ? std::string() : fmt::format(" of task {}", TaskResource(e.run_id, e.task));
+  if (e.name.empty()) {
+    return absl::InvalidArgumentError(
+        fmt::format("the experiment{} needs a name (the train step's `experiment:`)", of_task));
+  }
+  const std::string subject = fmt::format("experiment '{}'{}", e.name, of_task);
+  FERRY_RETURN_IF_ERROR(ParseJsonObject(subject, "params_json", e.params_json).status());
+  FERRY_RETURN_IF_ERROR(ParseJsonObject(subject, "metrics_json", e.metrics_json).status());
+  if (!std::isfinite(e.duration_seconds) || e.duration_seconds < 0) {
+    return absl::InvalidArgumentError(
+        fmt::format("{}: duration_seconds is {}; it must be a finite number of seconds >= 0",
+                    subject, e.duration_seconds));
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace
 
@@ -1410,6 +1548,113 @@ absl::Status SqliteStateStore::DeleteAlias(const std::string& model, const std::
       Use(Query::kDeleteAlias).Text(1, model).Text(2, alias).Run("cannot delete alias", resource));
   FERRY_RETURN_IF_ERROR(AppendEvent(kModelAliasKind, resource, fmt::format("{}", current.version),
                                     "", 0, actor, "deleted", Now()));
+  return txn.Commit();
+}
+
+absl::StatusOr<ExperimentRecord> SqliteStateStore::RecordExperiment(const NewExperiment& e) {
+  FERRY_RETURN_IF_ERROR(CheckNewExperiment(e));
+  FERRY_ASSIGN_OR_RETURN(WriteTransaction txn, BeginWrite());
+  std::optional<int64_t> existing;  // the experiment a first attempt of this task recorded
+  if (!e.run_id.empty()) {
+    Statement s = Use(Query::kFindExperiment);
+    s.Text(1, e.run_id).Text(2, e.task);
+    FERRY_ASSIGN_OR_RETURN(
+        bool row, s.Next("cannot look up the experiment of", TaskResource(e.run_id, e.task)));
+    if (row) existing = s.ColInt(0);
+  }
+  ExperimentRecord record;
+  {
+    Statement s = Use(existing.has_value() ? Query::kUpdateExperiment : Query::kInsertExperiment);
+    s.Text(1, e.name)
+        .Text(2, e.run_id)
+        .Text(3, e.task)
+        .Text(4, e.model_type)
+        .Text(5, e.params_json)
+        .Text(6, e.metrics_json)
+        .Text(7, e.dataset)
+        .Text(8, e.dataset_version)
+        .Text(9, e.code_hash)
+        .Text(10, e.artifact_uri)
+        .Real(11, e.duration_seconds)
+        .Time(12, Now());
+    if (existing.has_value()) s.Int(13, *existing);
+    FERRY_ASSIGN_OR_RETURN(bool row, s.Next("cannot record experiment", e.name));
+    FERRY_CHECK(row);  // RETURNING; an existing row was found in this transaction
+    record = ReadExperiment(s);
+  }
+  FERRY_RETURN_IF_ERROR(txn.Commit());
+  return record;
+}
+
+absl::StatusOr<ExperimentRecord> SqliteStateStore::GetExperiment(int64_t id) {
+  Statement s = Use(Query::kGetExperiment);
+  s.Int(1, id);
+  FERRY_ASSIGN_OR_RETURN(bool row, s.Next("cannot read experiment", fmt::format("{}", id)));
+  if (!row) return NoExperiment(id);
+  return ReadExperiment(s);
+}
+
+absl::StatusOr<ExperimentRecord> SqliteStateStore::FindExperiment(const std::string& run_id,
+                                                                  const std::string& task) {
+  const std::string resource = TaskResource(run_id, task);
+  Statement s = Use(Query::kFindExperiment);
+  s.Text(1, run_id).Text(2, task);
+  FERRY_ASSIGN_OR_RETURN(bool row, s.Next("cannot look up the experiment of", resource));
+  if (!row) {
+    return absl::NotFoundError(fmt::format(
+        "task {} recorded no experiment (only train tasks do, once their fit is done)", resource));
+  }
+  return ReadExperiment(s);
+}
+
+absl::StatusOr<std::vector<ExperimentRecord>> SqliteStateStore::ListExperiments(
+    const ExperimentFilter& f) {
+  Statement s = Use(Query::kListExperiments);
+  s.Text(1, f.name).Text(2, f.model_type).Int(3, f.limit <= 0 ? -1 : f.limit);
+  return ReadAll(s, "cannot list experiments", ReadExperiment);
+}
+
+absl::Status SqliteStateStore::SetExperimentMetrics(int64_t id, const std::string& section,
+                                                    const std::string& metrics_json) {
+  const std::string subject = fmt::format("experiment {}", id);
+  if (section.empty()) {
+    return absl::InvalidArgumentError(
+        fmt::format("{}: a metrics section needs a name (\"train\", \"evaluate\", ...)", subject));
+  }
+  FERRY_ASSIGN_OR_RETURN(
+      nlohmann::ordered_json value,
+      ParseJsonObject(subject, fmt::format("metrics section '{}'", section), metrics_json));
+  // Read, merge and write under the write lock: a concurrent writer of another section waits for
+  // this commit and then reads what it wrote.
+  FERRY_ASSIGN_OR_RETURN(WriteTransaction txn, BeginWrite());
+  FERRY_ASSIGN_OR_RETURN(ExperimentRecord current, GetExperiment(id));
+  absl::StatusOr<nlohmann::ordered_json> metrics =
+      current.metrics_json.empty() ? nlohmann::ordered_json::object()
+                                   : ParseJsonObject(subject, "metrics_json", current.metrics_json);
+  if (!metrics.ok()) {
+    // Only a write that bypassed the store can leave this: say so rather than overwrite it.
+    return absl::DataLossError(fmt::format("{} in the database {}; fix or re-record it",
+                                           metrics.status().message(), path_));
+  }
+  (*metrics)[section] = std::move(value);
+  FERRY_RETURN_IF_ERROR(Use(Query::kSetExperimentMetrics)
+                            .Text(1, metrics->dump())
+                            .Time(2, Now())
+                            .Int(3, id)
+                            .Run("cannot set the metrics of", subject));
+  return txn.Commit();
+}
+
+absl::Status SqliteStateStore::SetExperimentModelVersion(int64_t id,
+                                                         const std::string& model_version) {
+  FERRY_ASSIGN_OR_RETURN(WriteTransaction txn, BeginWrite());
+  {
+    Statement s = Use(Query::kSetExperimentModelVersion);
+    s.Text(1, model_version).Time(2, Now()).Int(3, id);
+    FERRY_RETURN_IF_ERROR(
+        s.Run("cannot set the model version of", fmt::format("experiment {}", id)));
+    if (s.Changes() == 0) return NoExperiment(id);
+  }
   return txn.Commit();
 }
 

@@ -91,6 +91,15 @@ class SqliteStateStore final : public StateStore {
   absl::Status DeleteAlias(const std::string& model, const std::string& alias,
                            const std::string& actor) override;
 
+  absl::StatusOr<ExperimentRecord> RecordExperiment(const NewExperiment& e) override;
+  absl::StatusOr<ExperimentRecord> GetExperiment(int64_t id) override;
+  absl::StatusOr<ExperimentRecord> FindExperiment(const std::string& run_id,
+                                                  const std::string& task) override;
+  absl::StatusOr<std::vector<ExperimentRecord>> ListExperiments(const ExperimentFilter& f) override;
+  absl::Status SetExperimentMetrics(int64_t id, const std::string& section,
+                                    const std::string& metrics_json) override;
+  absl::Status SetExperimentModelVersion(int64_t id, const std::string& model_version) override;
+
  private:
   using Query = sqlite_internal::Query;
   using Statement = sqlite_internal::Statement;

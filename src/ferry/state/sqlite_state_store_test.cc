@@ -101,11 +101,11 @@ TEST_F(SqliteStateStoreTest, MigrationIsIdempotentAndWalIsOn) {
   ASSERT_NE(third, nullptr);
 
   RawDb raw(path_);
-  EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM schema_version"), "2");
-  EXPECT_EQ(raw.Query("SELECT MAX(version) FROM schema_version"), "2");
+  EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM schema_version"), "3");
+  EXPECT_EQ(raw.Query("SELECT MAX(version) FROM schema_version"), "3");
   EXPECT_EQ(raw.Query("PRAGMA journal_mode"), "wal");
   for (const char* table : {"pipeline_runs", "task_runs", "task_attempts", "events", "checkpoints",
-                            "models", "model_versions", "model_aliases"}) {
+                            "models", "model_versions", "model_aliases", "experiments"}) {
     const std::string sql =
         std::string("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = '") +
         table + "'";  // a constant of this test, not a value from outside
@@ -132,7 +132,7 @@ TEST_F(SqliteStateStoreTest, DatabaseOfSchemaVersion1IsMigratedOnOpen) {
   ASSERT_NE(store, nullptr);
   {
     RawDb raw(path_);
-    EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_version"), "1,2");
+    EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_version"), "1,2,3");
     EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name IN "
                         "('models', 'model_versions', 'model_aliases')"),
               "3");
@@ -155,7 +155,85 @@ TEST_F(SqliteStateStoreTest, DatabaseOfSchemaVersion1IsMigratedOnOpen) {
   store.reset();
   ASSERT_NE(Open(), nullptr);
   RawDb raw(path_);
-  EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM schema_version"), "2");
+  EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM schema_version"), "3");
+}
+
+TEST_F(SqliteStateStoreTest, DatabaseOfSchemaVersion2GetsTheExperimentsTable) {
+  // As the ferry before experiments left it: schema 2, a registered model version.
+  ASSERT_TRUE(SqliteStateStore::CreateAtSchemaVersionForTest(path_, 2).ok());
+  {
+    RawDb raw(path_);
+    EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_version"), "1,2");
+    EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM sqlite_schema WHERE name = 'experiments'"), "0");
+    ASSERT_EQ(raw.Exec("INSERT INTO models (name, latest_version, created_at) "
+                       "VALUES ('churn', 1, 1)"),
+              SQLITE_OK);
+    ASSERT_EQ(raw.Exec("INSERT INTO model_versions (model, version, state, revision, created_at, "
+                       "updated_at) VALUES ('churn', 1, 'validated', 2, 1, 1)"),
+              SQLITE_OK);
+  }
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  {
+    RawDb raw(path_);
+    EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_version"), "1,2,3");
+    EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND "
+                        "name = 'experiments'"),
+              "1");
+    EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index' AND name IN "
+                        "('experiments_one_per_task', 'experiments_by_name', "
+                        "'experiments_by_model_type')"),
+              "3");
+  }
+  // The old rows are intact, and experiments work next to them, numbered from 1.
+  absl::StatusOr<ModelVersionRecord> v = store->GetModelVersion("churn", 1);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->state, model_state::kValidated);
+  EXPECT_EQ(v->revision, 2);
+  absl::StatusOr<ExperimentRecord> e =
+      store->RecordExperiment({.name = "churn",
+                               .run_id = "r1",
+                               .task = "train",
+                               .params_json = "{}",
+                               .metrics_json = R"({"train": {"auc": 0.9}})"});
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->id, 1);
+  ASSERT_TRUE(store->SetExperimentModelVersion(e->id, "churn:1").ok());
+  absl::StatusOr<ExperimentRecord> got = store->FindExperiment("r1", "train");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->id, 1);
+  EXPECT_EQ(got->model_version, "churn:1");
+  EXPECT_EQ(got->metrics_json, R"({"train": {"auc": 0.9}})");
+
+  // Reopening applies nothing twice and keeps the experiment.
+  store.reset();
+  store = Open();
+  ASSERT_NE(store, nullptr);
+  got = store->GetExperiment(1);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->name, "churn");
+  RawDb raw(path_);
+  EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM schema_version"), "3");
+}
+
+TEST_F(SqliteStateStoreTest, OneExperimentPerTaskHoldsAgainstRawWrites) {
+  ASSERT_NE(Open(), nullptr);
+  RawDb raw(path_);
+  EXPECT_EQ(raw.Exec("INSERT INTO experiments (name, run_id, task, created_at, updated_at) "
+                     "VALUES ('a', 'r1', 'train', 1, 1)"),
+            SQLITE_OK);
+  EXPECT_EQ(raw.Exec("INSERT INTO experiments (name, run_id, task, created_at, updated_at) "
+                     "VALUES ('b', 'r1', 'train', 2, 2)"),
+            SQLITE_CONSTRAINT);
+  // Outside a run (empty run id) any number may share a task name.
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(raw.Exec("INSERT INTO experiments (name, run_id, task, created_at, updated_at) "
+                       "VALUES ('c', '', 'train', 3, 3)"),
+              SQLITE_OK);
+  }
+  EXPECT_EQ(raw.Query("SELECT group_concat(id) FROM experiments"), "1,2,3");
+  // The defaults are JSON objects, as the store writes them.
+  EXPECT_EQ(raw.Query("SELECT params_json || metrics_json FROM experiments WHERE id = 1"), "{}{}");
 }
 
 TEST_F(SqliteStateStoreTest, ModelVersionNumbersHoldAgainstRawWrites) {

@@ -15,6 +15,9 @@
 //    each number given once even to concurrent registrations; moving an alias is one
 //    compare-and-set transaction with its event; an alias never names a rejected or tombstoned
 //    version (kinds.h, IsUsableModelState).
+//  - Experiments: ids 1, 2, 3, ... over the store, never reused; at most one experiment per
+//    (run, task), whoever writes; a metrics section is replaced in one transaction, so
+//    concurrent writers of different sections both keep theirs.
 //
 // Thread-safety: one instance may be used from one thread at a time; open one instance per
 // thread or process (they coordinate through the database).
@@ -228,6 +231,37 @@ struct AliasMove {
   std::string actor;
 };
 
+// One training run of a model ("experiment 41"): what was trained with what, and how well.
+struct ExperimentRecord {
+  int64_t id = 0;      // 1, 2, 3, ... over the whole store, in creation order
+  std::string name;    // the experiment name (the train step's `experiment:`)
+  std::string run_id;  // the pipeline run and task that trained it
+  std::string task;
+  std::string model_type;       // "logistic_regression", "xgboost", "python"
+  std::string params_json;      // hyperparameters + seed, a JSON object
+  std::string metrics_json;     // a JSON object of sections: {"train": {...}, "evaluate": {...}}
+  std::string dataset;          // the training dataset version as "features@3"
+  std::string dataset_version;  // its content id
+  std::string code_hash;        // hash of the code that trained it (model type + files)
+  std::string artifact_uri;     // where the trained model is
+  double duration_seconds = 0;  // the fit, as measured by the train task
+  std::string model_version;    // "churn:7" once registered, else ""
+  absl::Time created_at = absl::InfinitePast();
+  absl::Time updated_at = absl::InfinitePast();
+};
+
+struct NewExperiment {  // ExperimentRecord's fields that a train task sets
+  std::string name, run_id, task, model_type, params_json, metrics_json, dataset, dataset_version,
+      code_hash, artifact_uri;
+  double duration_seconds = 0;
+};
+
+struct ExperimentFilter {
+  std::string name;        // "" = every name
+  std::string model_type;  // "" = every type
+  int limit = 0;           // 0 = no limit; newest first
+};
+
 class StateStore {
  public:
   virtual ~StateStore() = default;
@@ -306,6 +340,30 @@ class StateStore {
   // there is no such alias.
   virtual absl::Status DeleteAlias(const std::string& model, const std::string& alias,
                                    const std::string& actor) = 0;
+
+  // --- Experiments: one record per training run (not a state machine: no events) ---
+
+  // Records an experiment. Idempotent per (run_id, task) when run_id is non-empty: a retried or
+  // resumed train task updates its experiment (every field of `e`, updated_at) and keeps its id
+  // (and model_version). InvalidArgument when name is empty or params_json / metrics_json is not
+  // a JSON object (naming the field), or duration_seconds is negative or not finite.
+  virtual absl::StatusOr<ExperimentRecord> RecordExperiment(const NewExperiment& e) = 0;
+  // NotFound ("no experiment 41; `ferry experiments` lists them").
+  virtual absl::StatusOr<ExperimentRecord> GetExperiment(int64_t id) = 0;
+  // NotFound when that run and task recorded none (always, for an empty run_id).
+  virtual absl::StatusOr<ExperimentRecord> FindExperiment(const std::string& run_id,
+                                                          const std::string& task) = 0;
+  // Newest (highest id) first.
+  virtual absl::StatusOr<std::vector<ExperimentRecord>> ListExperiments(
+      const ExperimentFilter& f) = 0;
+  // Sets metrics section `section` ("evaluate") of the experiment to `metrics_json` (a JSON
+  // object; other sections are kept), in one transaction (read-modify-write must not lose a
+  // concurrent update of another section). NotFound for an unknown id; InvalidArgument for bad JSON
+  // or an empty section name.
+  virtual absl::Status SetExperimentMetrics(int64_t id, const std::string& section,
+                                            const std::string& metrics_json) = 0;
+  // Records the registered version ("churn:7"). NotFound for an unknown id.
+  virtual absl::Status SetExperimentModelVersion(int64_t id, const std::string& model_version) = 0;
 };
 
 // InvalidArgument, saying what is allowed, unless `name` can name a model: IsValidName.

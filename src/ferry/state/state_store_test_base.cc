@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <functional>
 #include <latch>
 #include <map>
@@ -21,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "ferry/common/status.h"
+#include "nlohmann/json.hpp"
 
 namespace ferry::state {
 
@@ -1735,6 +1737,364 @@ TEST_P(StateStoreConformance, ResolveModelRefs) {
   EXPECT_TRUE(absl::IsNotFound(none.status())) << none.status();
   FERRY_ASSERT_OK(store_->CreateModel("fresh", "").status());
   EXPECT_TRUE(absl::IsNotFound(ResolveModelRef(*store_, "fresh").status()));
+}
+
+// --- Experiments ---
+
+// What a train task of run `run_id` records; every field set.
+NewExperiment Trained(const std::string& name, const std::string& run_id,
+                      const std::string& task = "train",
+                      const std::string& model_type = "logistic_regression") {
+  return {.name = name,
+          .run_id = run_id,
+          .task = task,
+          .model_type = model_type,
+          .params_json = R"({"C": 0.5, "seed": 7})",
+          .metrics_json = R"({"train": {"auc": 0.91, "log_loss": 0.25}})",
+          .dataset = "features@3",
+          .dataset_version = "d3b07384d113",
+          .code_hash = "sha256:9f86d081",
+          .artifact_uri = "file:///lake/runs/p/" + run_id + "/" + task + "/output/model",
+          .duration_seconds = 12.375};
+}
+
+std::vector<int64_t> Ids(const std::vector<ExperimentRecord>& experiments) {
+  std::vector<int64_t> ids;
+  for (const ExperimentRecord& e : experiments) ids.push_back(e.id);
+  return ids;
+}
+
+nlohmann::json Json(const std::string& text) { return nlohmann::json::parse(text); }
+
+void ExpectFieldsOf(const ExperimentRecord& got, const NewExperiment& want) {
+  EXPECT_EQ(got.name, want.name);
+  EXPECT_EQ(got.run_id, want.run_id);
+  EXPECT_EQ(got.task, want.task);
+  EXPECT_EQ(got.model_type, want.model_type);
+  EXPECT_EQ(got.params_json, want.params_json);
+  EXPECT_EQ(got.metrics_json, want.metrics_json);
+  EXPECT_EQ(got.dataset, want.dataset);
+  EXPECT_EQ(got.dataset_version, want.dataset_version);
+  EXPECT_EQ(got.code_hash, want.code_hash);
+  EXPECT_EQ(got.artifact_uri, want.artifact_uri);
+  EXPECT_EQ(got.duration_seconds, want.duration_seconds);
+}
+
+TEST_P(StateStoreConformance, RecordAndGetExperimentRoundTripEveryField) {
+  const NewExperiment e = Trained("churn-lr", "r1");
+  FERRY_ASSERT_OK_AND_ASSIGN(ExperimentRecord recorded, store_->RecordExperiment(e));
+  EXPECT_EQ(recorded.id, 1);
+  ExpectFieldsOf(recorded, e);
+  EXPECT_EQ(recorded.model_version, "");
+  EXPECT_NE(recorded.created_at, absl::InfinitePast());
+  EXPECT_EQ(recorded.updated_at, recorded.created_at);
+
+  std::unique_ptr<StateStore> other = Connect();
+  ASSERT_NE(other, nullptr);
+  for (StateStore* store : {store_.get(), other.get()}) {
+    FERRY_ASSERT_OK_AND_ASSIGN(ExperimentRecord got, store->GetExperiment(1));
+    EXPECT_EQ(got.id, 1);
+    ExpectFieldsOf(got, e);
+    EXPECT_EQ(got.model_version, "");
+    EXPECT_EQ(got.created_at, recorded.created_at);
+    EXPECT_EQ(got.updated_at, recorded.updated_at);
+    FERRY_ASSERT_OK_AND_ASSIGN(ExperimentRecord found, store->FindExperiment("r1", "train"));
+    EXPECT_EQ(found.id, 1);
+    ExpectFieldsOf(found, e);
+  }
+
+  FERRY_ASSERT_OK(store_->SetExperimentModelVersion(1, "churn:7"));
+  FERRY_ASSERT_OK_AND_ASSIGN(ExperimentRecord registered, other->GetExperiment(1));
+  EXPECT_EQ(registered.model_version, "churn:7");
+  ExpectFieldsOf(registered, e);
+  EXPECT_EQ(registered.created_at, recorded.created_at);
+  EXPECT_GE(registered.updated_at, recorded.updated_at);
+  // An experiment is not a state machine: it writes no events.
+  EXPECT_TRUE(Events("").empty());
+}
+
+TEST_P(StateStoreConformance, ExperimentIdsIncreaseInCreationOrder) {
+  std::vector<int64_t> ids;
+  for (const std::string run : {"r1", "r2"}) {
+    FERRY_ASSERT_OK_AND_ASSIGN(ExperimentRecord e, store_->RecordExperiment(Trained("x", run)));
+    ids.push_back(e.id);
+  }
+  // Without a run id nothing is idempotent: each call records a new experiment.
+  for (int i = 0; i < 2; ++i) {
+    FERRY_ASSERT_OK_AND_ASSIGN(ExperimentRecord e, store_->RecordExperiment(Trained("x", "", "")));
+    ids.push_back(e.id);
+  }
+  // A retry takes no number; the next new experiment gets the next one.
+  FERRY_ASSERT_OK_AND_ASSIGN(ExperimentRecord retry, store_->RecordExperiment(Trained("x", "r1")));
+  EXPECT_EQ(retry.id, 1);
+  FERRY_ASSERT_OK_AND_ASSIGN(ExperimentRecord e, store_->RecordExperiment(Trained("x", "r3")));
+  ids.push_back(e.id);
+  EXPECT_EQ(ids, (std::vector<int64_t>{1, 2, 3, 4, 5}));
+
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<ExperimentRecord> all, store_->ListExperiments({}));
+  EXPECT_EQ(Ids(all), (std::vector<int64_t>{5, 4, 3, 2, 1}));
+  for (size_t i = 1; i < all.size(); ++i) EXPECT_GE(all[i - 1].created_at, all[i].created_at);
+}
+
+TEST_P(StateStoreConformance, RetriedTrainTaskUpdatesItsExperimentAndKeepsIdAndModelVersion) {
+  FERRY_ASSERT_OK_AND_ASSIGN(ExperimentRecord first,
+                             store_->RecordExperiment(Trained("churn", "r1")));
+  FERRY_ASSERT_OK(store_->SetExperimentModelVersion(first.id, "churn:7"));
+  FERRY_ASSERT_OK(store_->SetExperimentMetrics(first.id, "evaluate", R"({"auc": 0.8})"));
+
+  // The retry (another attempt, another connection) trained something else: every field it sets
+  // is replaced, metrics included.
+  NewExperiment retry = {.name = "churn-v2",
+                         .run_id = "r1",
+                         .task = "train",
+                         .model_type = "xgboost",
+                         .params_json = R"({"max_depth": 4, "seed": 8})",
+                         .metrics_json = R"({"train": {"auc": 0.95}})",
+                         .dataset = "features@4",
+                         .dataset_version = "c157a79031e1",
+                         .code_hash = "sha256:60303ae2",
+                         .artifact_uri = "file:///lake/runs/p/r1/train/output/model-2",
+                         .duration_seconds = 3.5};
+  std::unique_ptr<StateStore> other = Connect();
+  ASSERT_NE(other, nullptr);
+  FERRY_ASSERT_OK_AND_ASSIGN(ExperimentRecord second, other->RecordExperiment(retry));
+  EXPECT_EQ(second.id, first.id);
+  ExpectFieldsOf(second, retry);
+  EXPECT_EQ(second.model_version, "churn:7");
+  EXPECT_EQ(second.created_at, first.created_at);
+  EXPECT_GE(second.updated_at, first.updated_at);
+
+  FERRY_ASSERT_OK_AND_ASSIGN(ExperimentRecord got, store_->FindExperiment("r1", "train"));
+  EXPECT_EQ(got.id, first.id);
+  ExpectFieldsOf(got, retry);
+  EXPECT_EQ(got.model_version, "churn:7");
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<ExperimentRecord> all, store_->ListExperiments({}));
+  EXPECT_EQ(Ids(all), (std::vector<int64_t>{first.id}));
+
+  // Another task of the run, or the same task of another run, is another experiment.
+  FERRY_ASSERT_OK_AND_ASSIGN(ExperimentRecord other_task,
+                             store_->RecordExperiment(Trained("churn", "r1", "train_xgb")));
+  FERRY_ASSERT_OK_AND_ASSIGN(ExperimentRecord other_run,
+                             store_->RecordExperiment(Trained("churn", "r2")));
+  EXPECT_EQ(other_task.id, 2);
+  EXPECT_EQ(other_run.id, 3);
+  EXPECT_EQ(other_task.model_version, "");
+  FERRY_ASSERT_OK_AND_ASSIGN(got, store_->FindExperiment("r1", "train_xgb"));
+  EXPECT_EQ(got.id, 2);
+  FERRY_ASSERT_OK_AND_ASSIGN(got, store_->FindExperiment("r2", "train"));
+  EXPECT_EQ(got.id, 3);
+}
+
+TEST_P(StateStoreConformance, ListExperimentsFiltersByNameAndTypeNewestFirst) {
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<ExperimentRecord> none, store_->ListExperiments({}));
+  EXPECT_TRUE(none.empty());
+  // id: name, model type
+  const std::vector<std::pair<std::string, std::string>> made = {
+      {"churn", "logistic_regression"},  // 1
+      {"churn", "xgboost"},              // 2
+      {"fraud", "xgboost"},              // 3
+      {"churn", "logistic_regression"},  // 4
+      {"fraud", "python"},               // 5
+  };
+  for (size_t i = 0; i < made.size(); ++i) {
+    FERRY_ASSERT_OK_AND_ASSIGN(ExperimentRecord e, store_->RecordExperiment(Trained(
+                                                       made[i].first, "r" + std::to_string(i + 1),
+                                                       "train", made[i].second)));
+    ASSERT_EQ(e.id, static_cast<int64_t>(i + 1));
+  }
+  auto list = [&](const ExperimentFilter& f) {
+    absl::StatusOr<std::vector<ExperimentRecord>> got = store_->ListExperiments(f);
+    EXPECT_TRUE(got.ok()) << got.status();
+    return got.ok() ? Ids(*got) : std::vector<int64_t>{};
+  };
+  using IdList = std::vector<int64_t>;
+  EXPECT_EQ(list({}), (IdList{5, 4, 3, 2, 1}));
+  EXPECT_EQ(list({.name = "churn"}), (IdList{4, 2, 1}));
+  EXPECT_EQ(list({.name = "fraud"}), (IdList{5, 3}));
+  EXPECT_EQ(list({.model_type = "xgboost"}), (IdList{3, 2}));
+  EXPECT_EQ(list({.name = "churn", .model_type = "logistic_regression"}), (IdList{4, 1}));
+  EXPECT_EQ(list({.name = "churn", .model_type = "python"}), IdList{});
+  EXPECT_EQ(list({.name = "nope"}), IdList{});
+  EXPECT_EQ(list({.limit = 2}), (IdList{5, 4}));
+  EXPECT_EQ(list({.name = "churn", .limit = 1}), (IdList{4}));
+  EXPECT_EQ(list({.model_type = "xgboost", .limit = 10}), (IdList{3, 2}));
+
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<ExperimentRecord> fraud,
+                             store_->ListExperiments({.name = "fraud"}));
+  ASSERT_EQ(fraud.size(), 2u);
+  EXPECT_EQ(fraud[0].model_type, "python");
+  EXPECT_EQ(fraud[0].run_id, "r5");
+  ExpectFieldsOf(fraud[1], Trained("fraud", "r3", "train", "xgboost"));
+}
+
+TEST_P(StateStoreConformance, SetExperimentMetricsReplacesOneSectionAndKeepsTheOthers) {
+  FERRY_ASSERT_OK_AND_ASSIGN(ExperimentRecord e, store_->RecordExperiment(Trained("churn", "r1")));
+  FERRY_ASSERT_OK(store_->SetExperimentMetrics(e.id, "evaluate", R"({"auc": 0.8, "f1": 0.5})"));
+  FERRY_ASSERT_OK_AND_ASSIGN(ExperimentRecord got, store_->GetExperiment(e.id));
+  EXPECT_EQ(Json(got.metrics_json), Json(R"({"train": {"auc": 0.91, "log_loss": 0.25},
+                                             "evaluate": {"auc": 0.8, "f1": 0.5}})"));
+  EXPECT_GE(got.updated_at, e.updated_at);
+  EXPECT_EQ(got.created_at, e.created_at);
+
+  // A section is replaced as a whole, not merged key by key.
+  FERRY_ASSERT_OK(store_->SetExperimentMetrics(e.id, "evaluate", R"({"auc": 0.82})"));
+  FERRY_ASSERT_OK(store_->SetExperimentMetrics(e.id, "train", R"({"auc": 0.93})"));
+  FERRY_ASSERT_OK(store_->SetExperimentMetrics(e.id, "canary", "{}"));
+  FERRY_ASSERT_OK_AND_ASSIGN(got, store_->GetExperiment(e.id));
+  EXPECT_EQ(Json(got.metrics_json),
+            Json(R"({"train": {"auc": 0.93}, "evaluate": {"auc": 0.82}, "canary": {}})"));
+  // Everything else is as recorded.
+  const NewExperiment recorded = Trained("churn", "r1");
+  EXPECT_EQ(got.params_json, recorded.params_json);
+  EXPECT_EQ(got.artifact_uri, recorded.artifact_uri);
+  EXPECT_EQ(got.model_version, "");
+
+  // An experiment recorded with no metrics gets its first section.
+  NewExperiment bare = Trained("churn", "r2");
+  bare.metrics_json = "{}";
+  FERRY_ASSERT_OK_AND_ASSIGN(ExperimentRecord b, store_->RecordExperiment(bare));
+  FERRY_ASSERT_OK(store_->SetExperimentMetrics(b.id, "evaluate", R"({"rmse": 1.25})"));
+  FERRY_ASSERT_OK_AND_ASSIGN(got, store_->GetExperiment(b.id));
+  EXPECT_EQ(Json(got.metrics_json), Json(R"({"evaluate": {"rmse": 1.25}})"));
+}
+
+TEST_P(StateStoreConformance, ThreadsSettingDifferentMetricsSectionsBothSurvive) {
+  constexpr int kThreads = 2;
+  constexpr int kWrites = 200;
+  FERRY_ASSERT_OK_AND_ASSIGN(ExperimentRecord e, store_->RecordExperiment(Trained("churn", "r1")));
+  std::vector<std::unique_ptr<StateStore>> stores;
+  for (int i = 0; i < kThreads; ++i) {
+    stores.push_back(Connect());
+    ASSERT_NE(stores.back(), nullptr);
+  }
+  const std::string sections[kThreads] = {"evaluate", "canary"};
+  std::vector<absl::Status> errors(kThreads);
+  std::latch start(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      start.arrive_and_wait();
+      for (int j = 1; j <= kWrites && errors[i].ok(); ++j) {
+        errors[i] =
+            stores[i]->SetExperimentMetrics(e.id, sections[i], nlohmann::json{{"write", j}}.dump());
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const absl::Status& s : errors) EXPECT_TRUE(s.ok()) << s;
+
+  FERRY_ASSERT_OK_AND_ASSIGN(ExperimentRecord got, store_->GetExperiment(e.id));
+  EXPECT_EQ(Json(got.metrics_json), (nlohmann::json{{"train", {{"auc", 0.91}, {"log_loss", 0.25}}},
+                                                    {"evaluate", {{"write", kWrites}}},
+                                                    {"canary", {{"write", kWrites}}}}));
+}
+
+TEST_P(StateStoreConformance, ProcessesSettingDifferentMetricsSectionsAllSurvive) {
+  constexpr int kChildren = 4;
+  constexpr int kWrites = 50;
+  FERRY_ASSERT_OK_AND_ASSIGN(ExperimentRecord e, store_->RecordExperiment(Trained("churn", "r1")));
+  store_.reset();  // no connection is carried across fork()
+
+  std::map<int, int> codes;
+  const int64_t id = e.id;
+  RaceInChildren(
+      uri_, kChildren,
+      [id](StateStore& store, int i) -> absl::Status {
+        for (int j = 1; j <= kWrites; ++j) {
+          FERRY_RETURN_IF_ERROR(
+              store.SetExperimentMetrics(id, "section" + std::to_string(i),
+                                         nlohmann::json{{"child", i}, {"write", j}}.dump()));
+        }
+        return absl::OkStatus();
+      },
+      codes);
+  ASSERT_FALSE(HasFatalFailure());
+  EXPECT_EQ(codes[kChildWon], kChildren);
+
+  store_ = Connect();
+  ASSERT_NE(store_, nullptr);
+  FERRY_ASSERT_OK_AND_ASSIGN(ExperimentRecord got, store_->GetExperiment(id));
+  nlohmann::json want = {{"train", {{"auc", 0.91}, {"log_loss", 0.25}}}};
+  for (int i = 0; i < kChildren; ++i) {
+    want["section" + std::to_string(i)] = {{"child", i}, {"write", kWrites}};
+  }
+  EXPECT_EQ(Json(got.metrics_json), want);
+}
+
+TEST_P(StateStoreConformance, ExperimentErrorsSayWhatIsWrongAndChangeNothing) {
+  // Unknown ids and tasks.
+  absl::Status s = store_->GetExperiment(41).status();
+  EXPECT_TRUE(absl::IsNotFound(s)) << s;
+  EXPECT_EQ(s.message(), "no experiment 41; `ferry experiments` lists them");
+  s = store_->SetExperimentMetrics(41, "evaluate", "{}");
+  EXPECT_TRUE(absl::IsNotFound(s)) << s;
+  EXPECT_EQ(s.message(), "no experiment 41; `ferry experiments` lists them");
+  s = store_->SetExperimentModelVersion(41, "churn:7");
+  EXPECT_TRUE(absl::IsNotFound(s)) << s;
+  EXPECT_EQ(s.message(), "no experiment 41; `ferry experiments` lists them");
+  s = store_->FindExperiment("r1", "train").status();
+  EXPECT_TRUE(absl::IsNotFound(s)) << s;
+  EXPECT_NE(s.message().find("r1/train"), std::string::npos) << s;
+
+  FERRY_ASSERT_OK_AND_ASSIGN(ExperimentRecord e, store_->RecordExperiment(Trained("churn", "r1")));
+  EXPECT_TRUE(absl::IsNotFound(store_->FindExperiment("r1", "evaluate").status()));
+  EXPECT_TRUE(absl::IsNotFound(store_->FindExperiment("r2", "train").status()));
+  FERRY_ASSERT_OK(store_->RecordExperiment(Trained("churn", "", "train")).status());
+  // Experiments recorded outside a run are not found by run.
+  EXPECT_TRUE(absl::IsNotFound(store_->FindExperiment("", "train").status()));
+
+  // Bad new experiments, each naming the field at fault.
+  struct Bad {
+    std::string what;
+    NewExperiment e;
+    std::string names;  // in the message
+  };
+  std::vector<Bad> bad;
+  auto with = [](auto change) {
+    NewExperiment e = Trained("churn", "r1");
+    change(e);
+    return e;
+  };
+  bad.push_back({"empty name", with([](NewExperiment& e) { e.name = ""; }), "name"});
+  bad.push_back(
+      {"params not JSON", with([](NewExperiment& e) { e.params_json = "{C: 1"; }), "params_json"});
+  bad.push_back(
+      {"params an array", with([](NewExperiment& e) { e.params_json = "[1, 2]"; }), "params_json"});
+  bad.push_back(
+      {"params empty", with([](NewExperiment& e) { e.params_json = ""; }), "params_json"});
+  bad.push_back(
+      {"metrics a number", with([](NewExperiment& e) { e.metrics_json = "0.9"; }), "metrics_json"});
+  bad.push_back({"metrics not JSON", with([](NewExperiment& e) { e.metrics_json = "auc=0.9"; }),
+                 "metrics_json"});
+  bad.push_back({"negative duration", with([](NewExperiment& e) { e.duration_seconds = -1; }),
+                 "duration_seconds"});
+  bad.push_back({"NaN duration", with([](NewExperiment& e) { e.duration_seconds = std::nan(""); }),
+                 "duration_seconds"});
+  for (const Bad& b : bad) {
+    SCOPED_TRACE(b.what);
+    s = store_->RecordExperiment(b.e).status();
+    EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+    EXPECT_NE(s.message().find(b.names), std::string::npos) << s;
+  }
+
+  // Bad metrics sections.
+  for (const std::string text : {"", "not json", "[1]", "\"auc\"", "{\"auc\": }"}) {
+    SCOPED_TRACE(text);
+    s = store_->SetExperimentMetrics(e.id, "evaluate", text);
+    EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+    EXPECT_NE(s.message().find("evaluate"), std::string::npos) << s;
+    EXPECT_NE(s.message().find("experiment 1"), std::string::npos) << s;
+  }
+  s = store_->SetExperimentMetrics(e.id, "", "{}");
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_NE(s.message().find("section"), std::string::npos) << s;
+
+  // None of that changed anything.
+  FERRY_ASSERT_OK_AND_ASSIGN(ExperimentRecord got, store_->GetExperiment(e.id));
+  ExpectFieldsOf(got, Trained("churn", "r1"));
+  EXPECT_EQ(got.updated_at, e.updated_at);
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<ExperimentRecord> all, store_->ListExperiments({}));
+  EXPECT_EQ(Ids(all), (std::vector<int64_t>{2, 1}));
 }
 
 }  // namespace

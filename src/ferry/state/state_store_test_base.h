@@ -3,7 +3,8 @@
 // tests against a real database, so the contract in state_store.h holds whichever store a
 // deployment uses. The tests walk every legal and illegal edge of the kinds in kinds.h, check
 // versions, events, attempts, idempotency keys and checkpoints, the model registry (version
-// numbering, aliases), and race writers in threads and in forked processes.
+// numbering, aliases), experiments (ids, idempotency per task, filters, metrics sections), and
+// race writers in threads and in forked processes.
 //
 // A backend instantiates it with a StateStoreBackend:
 //

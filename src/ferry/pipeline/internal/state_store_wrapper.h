@@ -93,6 +93,27 @@ class StateStoreWrapper : public state::StateStore {
                            const std::string& actor) override {
     return target_.DeleteAlias(model, alias, actor);
   }
+  absl::StatusOr<state::ExperimentRecord> RecordExperiment(const state::NewExperiment& e) override {
+    return target_.RecordExperiment(e);
+  }
+  absl::StatusOr<state::ExperimentRecord> GetExperiment(int64_t id) override {
+    return target_.GetExperiment(id);
+  }
+  absl::StatusOr<state::ExperimentRecord> FindExperiment(const std::string& run_id,
+                                                         const std::string& task) override {
+    return target_.FindExperiment(run_id, task);
+  }
+  absl::StatusOr<std::vector<state::ExperimentRecord>> ListExperiments(
+      const state::ExperimentFilter& f) override {
+    return target_.ListExperiments(f);
+  }
+  absl::Status SetExperimentMetrics(int64_t id, const std::string& section,
+                                    const std::string& metrics_json) override {
+    return target_.SetExperimentMetrics(id, section, metrics_json);
+  }
+  absl::Status SetExperimentModelVersion(int64_t id, const std::string& model_version) override {
+    return target_.SetExperimentModelVersion(id, model_version);
+  }
 
  protected:
   state::StateStore& target() { return target_; }
