@@ -136,6 +136,18 @@ class DataPipelineTest(FerryTestCase):
         with open(os.path.join(ffolder, "transform.json")) as fp:
             state = json.load(fp)
         self.assertIn("ops", state)
+        # The raw input rows of the test part (for serving-parity checks): the input's columns,
+        # one row per test row, in the test part's order (charges are unique and left as is).
+        self.assertIn({"path": "test.input.csv.zst"}, f["files"])
+        raw_test = pd.read_csv(os.path.join(ffolder, "test.input.csv.zst"))
+        test = pd.read_csv(os.path.join(ffolder, "test.csv.zst"))
+        self.assertEqual(list(raw_test.columns),
+                         ["customer_id", "plan", "charges", "tenure", "churned"])
+        self.assertEqual(len(raw_test), f["parts"]["test"]["rows"])
+        self.assertEqual(raw_test["charges"].tolist(), test["charges"].tolist())
+        self.assertEqual(raw_test["churned"].tolist(), test["churned"].tolist())
+        self.assertEqual(raw_test["customer_id"].tolist(),
+                         [c - 9.5 for c in test["charges"].tolist()])
         show = self.p.ok("dataset", "show", "features").out
         self.assertSubstring("lineage:", show)
         self.assertSubstring("customers@" + m["version"][:12], show)

@@ -740,6 +740,9 @@ struct Ctx {
   std::map<std::string, Absence> absent;
   const std::set<std::string>* optional = nullptr;
   std::vector<std::string> missing;
+  // Fitting only: the input row index of each row of the table an op is applied to; a filter
+  // keeps the entries of the rows it keeps. nullptr when not tracked (serving).
+  std::vector<size_t>* input_rows = nullptr;
 
   std::string Where() const { return fmt::format("ops[{}] ({}){}", index, kind, part); }
   bool IsOptional(const std::string& name) const {
@@ -1193,6 +1196,14 @@ absl::Status ApplyEntry(const json& entry, Table& t, Ctx& ctx) {
           fmt::format("{}: {}", ctx.Where(), keep.status().message()));
     }
     t = t.Filter(*keep);
+    if (ctx.input_rows != nullptr) {
+      std::vector<size_t>& rows = *ctx.input_rows;
+      size_t kept = 0;
+      for (size_t r = 0; r < rows.size(); ++r) {
+        if ((*keep)[r]) rows[kept++] = rows[r];
+      }
+      rows.resize(kept);
+    }
     return absl::OkStatus();
   }
   if (!p.is_object()) {
@@ -1247,9 +1258,11 @@ absl::Status ApplyEntry(const json& entry, Table& t, Ctx& ctx) {
   return absl::OkStatus();
 }
 
-// Splits `train` into train and test (see FitTransform in the header for the algorithm).
+// Splits `train` into train and test (see FitTransform in the header for the algorithm), and
+// `train_input_rows` (the input row of each row of `train`) into itself and `test_input_rows`.
 absl::StatusOr<json> FitSplit(const TransformOp& op, Table& train, std::optional<Table>& test,
-                              Ctx& ctx) {
+                              std::vector<size_t>& train_input_rows,
+                              std::vector<size_t>& test_input_rows, Ctx& ctx) {
   const size_t n = train.num_rows();
   std::vector<std::vector<size_t>> classes;
   if (op.stratify.empty()) {
@@ -1284,6 +1297,12 @@ absl::StatusOr<json> FitSplit(const TransformOp& op, Table& train, std::optional
         ctx.Where(), n, op.test_fraction, test_rows == 0 ? "test" : "train"));
   }
   test = train.Filter(is_test);
+  std::vector<size_t> kept_train;
+  test_input_rows.clear();
+  for (size_t r = 0; r < n; ++r) {
+    (is_test[r] ? test_input_rows : kept_train).push_back(train_input_rows[r]);
+  }
+  train_input_rows = std::move(kept_train);
   for (uint8_t& b : is_test) b = !b;
   train = train.Filter(is_test);
   json params = {{"test", op.test_fraction},
@@ -1345,22 +1364,26 @@ absl::StatusOr<std::vector<TransformOp>> ParseOps(const nlohmann::json& ops) {
 absl::StatusOr<TransformResult> FitTransform(const std::vector<TransformOp>& ops, Table input) {
   TransformResult result;
   result.state = {{"version", 1}, {"input_columns", Schema(input)}, {"ops", json::array()}};
+  result.train_input_rows.resize(input.num_rows());
+  for (size_t r = 0; r < input.num_rows(); ++r) result.train_input_rows[r] = r;
   result.train = std::move(input);
   for (size_t i = 0; i < ops.size(); ++i) {
     const TransformOp& op = ops[i];
-    Ctx ctx{.index = i, .kind = op.kind};
+    Ctx ctx{.index = i, .kind = op.kind, .input_rows = &result.train_input_rows};
     json entry;
     if (op.kind == "split") {
       if (result.test.has_value()) {
         return absl::InvalidArgumentError(
             fmt::format("{}: only one split op is allowed", ctx.Where()));
       }
-      FERRY_ASSIGN_OR_RETURN(entry, FitSplit(op, result.train, result.test, ctx));
+      FERRY_ASSIGN_OR_RETURN(entry, FitSplit(op, result.train, result.test, result.train_input_rows,
+                                             result.test_input_rows, ctx));
     } else {
       FERRY_ASSIGN_OR_RETURN(entry, FitEntry(op, result.train, ctx));
       FERRY_RETURN_IF_ERROR(ApplyEntry(entry, result.train, ctx));
       if (result.test.has_value()) {
         ctx.part = " on the test part";
+        ctx.input_rows = &result.test_input_rows;
         FERRY_RETURN_IF_ERROR(ApplyEntry(entry, *result.test, ctx));
       }
     }

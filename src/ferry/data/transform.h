@@ -83,6 +83,14 @@ absl::StatusOr<std::vector<TransformOp>> ParseOps(const nlohmann::json& ops);
 struct TransformResult {
   Table train;                // all rows when there is no split op
   std::optional<Table> test;  // set by a split op
+  // Where each output row came from: the 0-based index, in the `input` given to FitTransform, of
+  // each row of `train` (all rows reaching the end, also without a split) and of each row of
+  // `test` (empty without a split), in the parts' order. Filters, before or after the split, are
+  // accounted for. So `input.Take(test_input_rows)` are the raw rows that became `test`, and
+  // ApplyTransform(state, those rows) reproduces `test` exactly: the rows a serving-parity check
+  // sends through the serving path.
+  std::vector<size_t> train_input_rows;
+  std::vector<size_t> test_input_rows;
   // The fitted state, for ApplyTransform:
   //   {"version": 1,
   //    "input_columns": [{"name": "tenure", "type": "int64"}, ...],

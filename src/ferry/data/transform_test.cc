@@ -1,9 +1,11 @@
 #include "ferry/data/transform.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
 #include "ferry/common/status.h"
+#include "ferry/data/csv.h"
 #include "gtest/gtest.h"
 
 namespace ferry::data {
@@ -650,6 +652,151 @@ TEST(TransformTest, OpsAfterTheSplitAreFittedOnTrainRowsOnly) {
   Doubles test_x = DoublesOf(*r->test, "x");
   ASSERT_EQ(test_raw.size(), 4u);
   for (size_t i = 0; i < 4; ++i) EXPECT_EQ(*test_x[i], (*test_raw[i] - mean) / std);
+}
+
+// The documented split of `rows` (input indices of the rows reaching the split), written out:
+// the sorted input indices of the first round(test * m) rows after the Fisher-Yates shuffle.
+std::vector<size_t> ExpectedTestRows(std::vector<size_t> rows, double test, std::mt19937_64& rng) {
+  for (size_t i = rows.size(); i > 1; --i) std::swap(rows[i - 1], rows[rng() % i]);
+  rows.resize(static_cast<size_t>(std::llround(test * static_cast<double>(rows.size()))));
+  std::sort(rows.begin(), rows.end());
+  return rows;
+}
+
+std::vector<size_t> IdsOf(const Table& t) {
+  std::vector<size_t> out;
+  for (auto id : IntsOf(t, "id")) out.push_back(static_cast<size_t>(*id));
+  return out;
+}
+
+TEST(TransformTest, InputRowsFollowFiltersBeforeAndAfterTheSplit) {
+  // Filters before the split shift the positions, so a part's row positions are not its input
+  // rows; the `id` column (= the input row) says what they must be.
+  auto r = Fit(json::parse(R"([{"filter": "id != 4 and id != 11"},
+                               {"split": {"test": 0.3, "seed": 5}},
+                               {"filter": "id != 20 and id != 21"}])"),
+               Numbered(30));
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_TRUE(r->test.has_value());
+  std::vector<size_t> reaching;
+  for (size_t i = 0; i < 30; ++i) {
+    if (i != 4 && i != 11) reaching.push_back(i);
+  }
+  std::mt19937_64 rng(5);
+  std::vector<size_t> test = ExpectedTestRows(reaching, 0.3, rng);  // round(0.3 * 28) = 8 rows
+  ASSERT_EQ(test.size(), 8u);
+  std::vector<size_t> train;
+  for (size_t i : reaching) {
+    if (!std::binary_search(test.begin(), test.end(), i)) train.push_back(i);
+  }
+  std::erase_if(test, [](size_t i) { return i == 20 || i == 21; });
+  std::erase_if(train, [](size_t i) { return i == 20 || i == 21; });
+  EXPECT_EQ(r->test_input_rows, test);
+  EXPECT_EQ(r->train_input_rows, train);
+  EXPECT_EQ(r->test_input_rows, IdsOf(*r->test));
+  EXPECT_EQ(r->train_input_rows, IdsOf(r->train));
+  EXPECT_EQ(r->train_input_rows.size() + r->test_input_rows.size(), 26u);
+}
+
+TEST(TransformTest, InputRowsWithoutAFilterOrASplit) {
+  auto split = Fit(json::parse(R"([{"split": {"test": 0.2, "seed": 7}}])"), Numbered(10));
+  ASSERT_TRUE(split.ok()) << split.status();
+  std::mt19937_64 rng(7);
+  std::vector<size_t> test = ExpectedTestRows({0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, 0.2, rng);
+  EXPECT_EQ(split->test_input_rows, test);
+  EXPECT_EQ(split->test_input_rows, IdsOf(*split->test));
+  EXPECT_EQ(split->train_input_rows, IdsOf(split->train));
+  EXPECT_EQ(split->train_input_rows.size(), 8u);
+
+  // No split: no test rows; the train rows are those the filter kept.
+  auto plain = Fit(json::parse(R"([{"filter": "id >= 2 and id != 4"}])"), Numbered(6));
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE(plain->test.has_value());
+  EXPECT_TRUE(plain->test_input_rows.empty());
+  EXPECT_EQ(plain->train_input_rows, (std::vector<size_t>{2, 3, 5}));
+}
+
+TEST(TransformTest, StratifiedSplitRecordsTheInputRows) {
+  Table t = Numbered(40);
+  // Classes: a (i % 4 == 0, 10 rows), b (the other even rows, 10), c (odd, 20).
+  Strings cls;
+  for (size_t i = 0; i < 40; ++i) cls.push_back(i % 2 == 1 ? "c" : (i % 4 == 0 ? "a" : "b"));
+  AddStrings(t, "y", cls);
+  auto r = Fit(json::parse(R"([{"filter": "id != 0"},
+                               {"split": {"test": 0.25, "seed": 2, "stratify": "y"}}])"),
+               t);
+  ASSERT_TRUE(r.ok()) << r.status();
+  // The classes in sorted order, one generator for all, each class in input order.
+  std::mt19937_64 rng(2);
+  std::vector<size_t> expected;
+  for (std::string_view c : {"a", "b", "c"}) {
+    std::vector<size_t> rows;
+    for (size_t i = 1; i < 40; ++i) {
+      if (*cls[i] == c) rows.push_back(i);
+    }
+    for (size_t i : ExpectedTestRows(rows, 0.25, rng)) expected.push_back(i);
+  }
+  std::sort(expected.begin(), expected.end());
+  // round(0.25 * 9) + round(0.25 * 10) + round(0.25 * 20) = 2 + 3 + 5.
+  ASSERT_EQ(expected.size(), 10u);
+  EXPECT_EQ(r->test_input_rows, expected);
+  EXPECT_EQ(r->test_input_rows, IdsOf(*r->test));
+  EXPECT_EQ(r->train_input_rows, IdsOf(r->train));
+  EXPECT_EQ(r->train_input_rows.size(), 29u);
+}
+
+// Serving parity: the raw input rows of the test part, sent through the serving path (as text,
+// read back with the fitted input types, then ApplyTransform), give the test part bit for bit.
+TEST(TransformTest, ApplyOnTheRawTestRowsReproducesTheTestPart) {
+  Table t;
+  Ints ids, tenure;
+  Doubles charges;
+  Strings plan;
+  Ints churned;
+  for (int64_t i = 0; i < 60; ++i) {
+    ids.push_back(i);
+    tenure.push_back(i % 7 == 3 ? std::nullopt : std::optional<int64_t>(i * 5 % 37));
+    charges.push_back(i % 9 == 4 ? std::nullopt : std::optional<double>(10.25 + i * 0.37));
+    plan.push_back(i % 11 == 6 ? std::nullopt : Strings::value_type(i % 3 == 0 ? "basic" : "pro"));
+    churned.push_back(i % 4 == 0 ? 1 : 0);
+  }
+  AddInts(t, "id", ids);
+  AddInts(t, "tenure", tenure);
+  AddDoubles(t, "charges", charges);
+  AddStrings(t, "plan", plan);
+  AddInts(t, "churned", churned, ColumnType::kBool);
+  auto r = Fit(json::parse(R"([
+      {"filter": "id != 13"},
+      {"impute": {"tenure": "median", "plan": "mode"}},
+      {"split": {"test": 0.25, "seed": 9, "stratify": "churned"}},
+      {"impute": {"charges": "mean"}},
+      {"one_hot": ["plan"]},
+      {"standardize": ["tenure", "charges"]}])"),
+               t);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_TRUE(r->test.has_value());
+  ASSERT_EQ(r->test_input_rows.size(), r->test->num_rows());
+  EXPECT_EQ(r->test_input_rows, IdsOf(*r->test));
+  Table raw = t.Take(r->test_input_rows);
+  ASSERT_EQ(raw.num_rows(), 15u);  // 59 rows: round(0.25 * 15) + round(0.25 * 44) = 4 + 11
+
+  json state = json::parse(r->state.dump());  // as stored
+  auto direct = ApplyTransform(state, raw);
+  ASSERT_TRUE(direct.ok()) << direct.status();
+  ExpectTablesEqual(*direct, *r->test);
+
+  // Through CSV, read back with the input types of the state, as the raw part is stored.
+  CsvReadOptions opts;
+  for (const json& c : state["input_columns"]) {
+    auto type = ParseTypeName(c["type"].get<std::string>());
+    ASSERT_TRUE(type.ok()) << type.status();
+    opts.types[c["name"].get<std::string>()] = *type;
+  }
+  auto read = ReadCsvString(WriteCsvString(raw), opts);
+  ASSERT_TRUE(read.ok()) << read.status();
+  auto served = ApplyTransform(state, std::move(read->table));
+  ASSERT_TRUE(served.ok()) << served.status();
+  ExpectTablesEqual(*served, *r->test);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "absl/time/clock.h"
@@ -205,6 +206,45 @@ absl::StatusOr<data::Table> ReadDatasetPart(const std::string& dir, const nlohma
   FERRY_ASSIGN_OR_RETURN(data::CsvReadResult r,
                          data::ReadCsvFile(dir + "/" + parts[p]["file"].get<std::string>(), opts));
   return std::move(r.table);
+}
+
+std::string RawPartFile(const std::string& part) { return part + ".input.csv.zst"; }
+
+absl::StatusOr<std::optional<data::Table>> ReadRawPart(const std::string& dir,
+                                                       const nlohmann::json& manifest,
+                                                       const std::string& part) {
+  const std::string file = RawPartFile(part);
+  const nlohmann::json files = manifest.value("files", nlohmann::json::array());
+  if (!files.is_array() || std::none_of(files.begin(), files.end(), [&](const nlohmann::json& f) {
+        return f.is_object() && f.value("path", "") == file;
+      })) {
+    return std::nullopt;
+  }
+  data::CsvReadOptions opts;
+  const std::string state_path = dir + "/transform.json";
+  absl::StatusOr<std::string> text = ReadFile(state_path);
+  if (!text.ok() && !absl::IsNotFound(text.status())) return text.status();
+  if (text.ok()) {
+    nlohmann::json state = nlohmann::json::parse(*text, nullptr, false);
+    if (!state.is_object() || !state.contains("input_columns") ||
+        !state["input_columns"].is_array()) {
+      return absl::DataLossError(fmt::format(
+          "{} has no list of input_columns; the dataset is damaged: re-run the transform step",
+          state_path));
+    }
+    for (const nlohmann::json& c : state["input_columns"]) {
+      if (!c.is_object() || !c.contains("name") || !c["name"].is_string() || !c.contains("type") ||
+          !c["type"].is_string()) {
+        return absl::DataLossError(
+            fmt::format("{}: input column {} lacks a name or a type; re-run the transform step",
+                        state_path, c.dump()));
+      }
+      FERRY_ASSIGN_OR_RETURN(opts.types[c["name"].get<std::string>()],
+                             data::ParseTypeName(c["type"].get<std::string>()));
+    }
+  }
+  FERRY_ASSIGN_OR_RETURN(data::CsvReadResult r, data::ReadCsvFile(dir + "/" + file, opts));
+  return std::optional<data::Table>(std::move(r.table));
 }
 
 absl::StatusOr<std::string> DatasetDir(storage::ArtifactStore& lake,

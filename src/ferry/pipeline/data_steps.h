@@ -6,9 +6,12 @@
 //   data.csv.zst  profile.json           one part ("data"), or per part of a split:
 //   train.csv.zst train.profile.json  test.csv.zst test.profile.json
 //   manifest.json                        the dataset manifest (schema, rows, hashes, lineage)
+//   transform.json test.input.csv.zst    a transform's fitted state, and with a split the raw
+//                                        input rows that became the test part
 //
 // Stateless functions; thread-safe.
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -64,6 +67,18 @@ absl::StatusOr<nlohmann::json> ReadDatasetManifest(const std::string& dir);
 // The table of one part of a dataset folder ("" = the only part, or "train" when split).
 absl::StatusOr<data::Table> ReadDatasetPart(const std::string& dir, const nlohmann::json& manifest,
                                             const std::string& part);
+
+// The file of the raw input rows of a part: "test.input.csv.zst" for "test".
+std::string RawPartFile(const std::string& part);
+// The raw input rows of one part of a dataset folder (`RawPartFile(part)`, written by a transform
+// step that splits: the rows of its input, before any op, that became that part, in the part's
+// order), or nullopt when the manifest does not list that file. Columns get the input types of
+// the folder's transform.json ("input_columns"), so that ApplyTransform sees them as the fit did;
+// without a transform.json they are inferred. DataLoss when transform.json is malformed; the
+// reader's error when it or the file cannot be read.
+absl::StatusOr<std::optional<data::Table>> ReadRawPart(const std::string& dir,
+                                                       const nlohmann::json& manifest,
+                                                       const std::string& part);
 
 // Validates `table` with the rules file `rules_path`; a rules file with `distribution.reference`
 // gets that dataset version's profile from the lake at `lake_uri`. `now_micros` is "now" for
