@@ -25,9 +25,10 @@ test: build
 
 bench: build
 	@scripts/install-deps.sh --bench
-	@ninja -C build data_bench
+	@ninja -C build data_bench train_bench
 	@bench/scheduler.sh
 	@bench/data.sh
+	@bench/train.sh
 
 clean:
 	rm -rf $(BUILD)
