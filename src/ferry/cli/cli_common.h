@@ -66,5 +66,8 @@ void RegisterRenderCommand(CLI::App& app, GlobalOptions& g, int& rc);
 void RegisterTaskCommand(CLI::App& app, GlobalOptions& g, int& rc);
 void RegisterDatasetsCommand(CLI::App& app, GlobalOptions& g, int& rc);
 void RegisterValidateDataCommand(CLI::App& app, GlobalOptions& g, int& rc);
+void RegisterModelsCommand(CLI::App& app, GlobalOptions& g, int& rc);
+void RegisterExperimentsCommand(CLI::App& app, GlobalOptions& g, int& rc);
+void RegisterPredictCommand(CLI::App& app, GlobalOptions& g, int& rc);
 
 }  // namespace ferry::cli

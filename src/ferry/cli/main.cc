@@ -27,6 +27,9 @@ int main(int argc, char** argv) {
   ferry::cli::RegisterRenderCommand(app, global, rc);
   ferry::cli::RegisterDatasetsCommand(app, global, rc);
   ferry::cli::RegisterValidateDataCommand(app, global, rc);
+  ferry::cli::RegisterModelsCommand(app, global, rc);
+  ferry::cli::RegisterExperimentsCommand(app, global, rc);
+  ferry::cli::RegisterPredictCommand(app, global, rc);
   ferry::cli::RegisterTaskCommand(app, global, rc);
   try {
     app.parse(argc, argv);
