@@ -199,6 +199,9 @@ class PipelineParser {
         if (kinds_.at(e.key).value_is_step) StepRefOfKind(e, where);
       } else if (extras.contains(e.key) || (kinds.empty() && !KindOwning(e.key).empty())) {
         RecordField(e, step);
+        if (!kinds.empty() && kinds_.at(kinds.front()).step_keys.contains(e.key)) {
+          StepRefOfKind(e, where);
+        }
       } else if (std::string owner = KindOwning(e.key); !owner.empty()) {
         diags_->Add(e.key_loc, fmt::format("key '{}' is for {} steps, not {} steps", e.key, owner,
                                            kinds.front()));
@@ -219,7 +222,14 @@ class PipelineParser {
   }
 
   // `validate: extract` / `train: features.train`: the value (up to a dot) is an upstream step.
+  // A list names several upstream steps (`register: [eval_a, eval_b]` picks among them).
   void StepRefOfKind(const Entry& e, const std::string& where) {
+    if (e.value.IsSequence() && e.value.size() > 0) {
+      for (NameRef& ref : NameList(e, where)) {
+        needs_.back().push_back(NameRef{ref.name.substr(0, ref.name.find('.')), ref.loc});
+      }
+      return;
+    }
     if (!e.value.IsScalar() || e.value.Scalar().empty()) {
       diags_->Add(e.value_loc,
                   fmt::format("invalid {} in {}: must name the upstream step whose output it "

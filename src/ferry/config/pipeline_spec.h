@@ -44,6 +44,8 @@ struct StepKindSchema {
   // The kind key's value names an upstream step (`validate: extract`, or `train: features.train`
   // with a part after the dot): the parser adds it to the step's needs and checks it like one.
   bool value_is_step = false;
+  // Other keys whose value names an upstream step the same way (`on: features.test`).
+  std::set<std::string> step_keys;
 };
 // For each step kind, by its kind key (also the kind's name).
 using StepKindSchemas = std::map<std::string, StepKindSchema>;

@@ -489,4 +489,10 @@ absl::StatusOr<double> MetricValue(const nlohmann::json& metrics, std::string_vi
   return v.get<double>();
 }
 
+std::vector<std::string> MetricNames() {
+  std::vector<std::string> out;
+  for (const MetricName& n : kMetricNames) out.emplace_back(n.name);
+  return out;
+}
+
 }  // namespace ferry::model

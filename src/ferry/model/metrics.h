@@ -132,4 +132,7 @@ absl::StatusOr<nlohmann::json> MetricsBySegment(const std::vector<double>& y_tru
 // single class), so that a gate never passes or fails on a NaN silently.
 absl::StatusOr<double> MetricValue(const nlohmann::json& metrics, std::string_view name);
 
+// The names MetricValue accepts, in a fixed order.
+std::vector<std::string> MetricNames();
+
 }  // namespace ferry::model

@@ -87,6 +87,16 @@ std::string CheckProjectFile(const config::StepSpec& step, const config::Project
   return abs;
 }
 
+void CheckOneStep(const config::StepSpec& step, config::Diagnostics* diags) {
+  if (step.fields.contains(step.kind) && step.fields[step.kind].is_array()) {
+    diags->Add(
+        FieldLoc(step, step.kind),
+        fmt::format("step '{}': {} reads one upstream step (e.g. {}: {}), not a list", step.name,
+                    step.kind, step.kind,
+                    step.fields[step.kind].empty() ? "extract" : step.fields[step.kind][0].dump()));
+  }
+}
+
 std::string ChannelDir(const TaskContext& ctx, const std::string& ref) {
   return fmt::format("{}/input/data/{}", ctx.workdir, ref.substr(0, ref.find('.')));
 }

@@ -32,6 +32,9 @@ std::vector<std::string> BuiltinArgv(const std::string& self_exe, const std::str
 // Where `key` of `step` was written (the step's name when it was not).
 config::SourceLoc FieldLoc(const config::StepSpec& step, const std::string& key);
 
+// A kind whose value names one upstream step (`validate: extract`), not a list: else an error.
+void CheckOneStep(const config::StepSpec& step, config::Diagnostics* diags);
+
 // The optional `dataset:` field: a valid name, else an error.
 void CheckDatasetName(const config::StepSpec& step, config::Diagnostics* diags);
 

@@ -21,7 +21,8 @@ const StepKind* StepKindRegistry::Find(const std::string& name) const {
 config::StepKindSchemas StepKindRegistry::Schemas() const {
   config::StepKindSchemas out;
   for (const auto& k : kinds_) {
-    out[k->name()] = {.keys = k->extra_keys(), .value_is_step = k->value_is_step()};
+    out[k->name()] = {
+        .keys = k->extra_keys(), .value_is_step = k->value_is_step(), .step_keys = k->step_keys()};
   }
   return out;
 }
@@ -34,6 +35,9 @@ const StepKindRegistry& StepKindRegistry::Default() {
     r->Add(MakeSqlStep());
     r->Add(MakeValidateStep());
     r->Add(MakeTransformStep());
+    r->Add(MakeTrainStep());
+    r->Add(MakeEvaluateStep());
+    r->Add(MakeRegisterStep());
     return r;
   }();
   return *registry;
@@ -47,6 +51,19 @@ absl::StatusOr<config::PipelineSpec> LoadAndValidate(const std::string& path,
   config::Diagnostics& d = diags ? *diags : local;
   size_t before = d.size();
   config::PipelineSpec spec = config::ParsePipeline(path, project, registry.Schemas(), &d);
+  // An evaluate step compares with the model its register step names, unless it says `model:`.
+  for (const config::StepSpec& step : spec.steps) {
+    if (step.kind != "register" || !step.fields.contains("model")) continue;
+    const nlohmann::json& value = step.fields["register"];
+    for (const nlohmann::json& ref : value.is_array() ? value : nlohmann::json::array({value})) {
+      for (config::StepSpec& other : spec.steps) {
+        if (ref.is_string() && other.name == ref.get<std::string>() && other.kind == "evaluate" &&
+            !other.fields.contains("model")) {
+          other.fields["model"] = step.fields["model"];
+        }
+      }
+    }
+  }
   // The kinds check their own fields even when the file has other errors: all errors at once.
   for (const config::StepSpec& step : spec.steps) {
     if (const StepKind* kind = registry.Find(step.kind)) kind->Validate(step, project, &d);

@@ -1,5 +1,6 @@
 #pragma once
-// StepKind: one kind of pipeline step (command, sql, validate, transform; later train, ...).
+// StepKind: one kind of pipeline step (command, sql, validate, transform, train, evaluate,
+// register).
 // Each kind lives in one file (`<kind>_step.cc`) and is added to the registry in one line of
 // StepKindRegistry::Default() (step_kind.cc); the parser learns its keys from the registry, and
 // the scheduler asks it for the process to launch. Built-in kinds run as `ferry task --kind K` in
@@ -50,6 +51,8 @@ class StepKind {
   // Whether the kind key's value names an upstream step (`validate: extract`); it then becomes a
   // need of the step.
   virtual bool value_is_step() const { return false; }
+  // Extra keys whose value also names an upstream step (evaluate's `on: features.test`).
+  virtual std::set<std::string> step_keys() const { return {}; }
   // Whether a step of this kind may be a cache hit when the pipeline does not say (`cache:`).
   // False for kinds that read the outside world (a database may change under the same SQL).
   virtual bool DefaultCache() const { return true; }
@@ -83,6 +86,9 @@ std::unique_ptr<StepKind> MakeCommandStep();
 std::unique_ptr<StepKind> MakeSqlStep();
 std::unique_ptr<StepKind> MakeValidateStep();
 std::unique_ptr<StepKind> MakeTransformStep();
+std::unique_ptr<StepKind> MakeTrainStep();
+std::unique_ptr<StepKind> MakeEvaluateStep();
+std::unique_ptr<StepKind> MakeRegisterStep();
 
 // Parses and validates a pipeline file with the kinds of `registry`: config checks plus each
 // kind's own checks, all errors reported at once.

@@ -36,6 +36,7 @@ class TransformStep final : public StepKind {
 
   void Validate(const config::StepSpec& step, const config::ProjectConfig&,
                 config::Diagnostics* diags) const override {
+    data_steps::CheckOneStep(step, diags);
     if (!step.fields.contains("ops")) {
       diags->Add(step.loc, fmt::format("step '{}': a transform needs ops: a list of operations "
                                        "(e.g. ops: [{{impute: {{tenure: median}}}}])",

@@ -47,6 +47,7 @@ class ValidateStep final : public StepKind {
 
   void Validate(const config::StepSpec& step, const config::ProjectConfig& project,
                 config::Diagnostics* diags) const override {
+    data_steps::CheckOneStep(step, diags);
     std::string rules =
         data_steps::CheckProjectFile(step, project, "rules", "a rules file (.yaml)", diags);
     if (rules.empty() || rules.find("{{") != std::string::npos) return;

@@ -118,7 +118,8 @@ enum class Query : int {
   kListExperiments,
   kSetExperimentMetrics,
   kSetExperimentModelVersion,
-  kLast = kSetExperimentModelVersion,
+  kSetModelVersionArtifact,
+  kLast = kSetModelVersionArtifact,
 };
 
 class Statement {
@@ -574,6 +575,9 @@ const char* Sql(Query q) {
       return "UPDATE experiments SET metrics_json = ?1, updated_at = ?2 WHERE id = ?3";
     case Query::kSetExperimentModelVersion:
       return "UPDATE experiments SET model_version = ?1, updated_at = ?2 WHERE id = ?3";
+    case Query::kSetModelVersionArtifact:
+      return "UPDATE model_versions SET artifact_uri = ?1 "
+             "WHERE model = ?2 AND version = ?3 AND (artifact_uri = '' OR artifact_uri = ?1)";
   }
   FERRY_CHECK(false);
   return nullptr;
@@ -1656,6 +1660,30 @@ absl::Status SqliteStateStore::SetExperimentModelVersion(int64_t id,
     if (s.Changes() == 0) return NoExperiment(id);
   }
   return txn.Commit();
+}
+
+absl::StatusOr<ModelVersionRecord> SqliteStateStore::SetModelVersionArtifact(
+    const std::string& model, int64_t version, const std::string& artifact_uri) {
+  if (artifact_uri.empty()) {
+    return absl::InvalidArgumentError("an artifact URI cannot be empty");
+  }
+  FERRY_ASSIGN_OR_RETURN(WriteTransaction txn, BeginWrite());
+  int changes = 0;
+  {
+    Statement s = Use(Query::kSetModelVersionArtifact);
+    s.Text(1, artifact_uri).Text(2, model).Int(3, version);
+    FERRY_RETURN_IF_ERROR(
+        s.Run("cannot set the artifact of", ModelVersionResource(model, version)));
+    changes = s.Changes();
+  }
+  FERRY_ASSIGN_OR_RETURN(ModelVersionRecord record, ModelVersionLocked(model, version));
+  if (changes == 0 && record.artifact_uri != artifact_uri) {
+    return absl::FailedPreconditionError(
+        fmt::format("{} already has its artifact at {}; a version's artifact never moves",
+                    ModelVersionResource(model, version), record.artifact_uri));
+  }
+  FERRY_RETURN_IF_ERROR(txn.Commit());
+  return record;
 }
 
 }  // namespace ferry::state

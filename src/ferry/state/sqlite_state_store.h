@@ -99,6 +99,8 @@ class SqliteStateStore final : public StateStore {
   absl::Status SetExperimentMetrics(int64_t id, const std::string& section,
                                     const std::string& metrics_json) override;
   absl::Status SetExperimentModelVersion(int64_t id, const std::string& model_version) override;
+  absl::StatusOr<ModelVersionRecord> SetModelVersionArtifact(
+      const std::string& model, int64_t version, const std::string& artifact_uri) override;
 
  private:
   using Query = sqlite_internal::Query;

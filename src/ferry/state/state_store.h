@@ -325,6 +325,13 @@ class StateStore {
   virtual absl::StatusOr<ModelVersionRecord> TransitionModelVersion(
       const ModelVersionTransition& t) = 0;
 
+  // Records where a version's artifact is, when registration had to give the number first
+  // (the register step copies the bundle to models/<name>/<version>/ and then says so). Setting
+  // the same URI again is a no-op; FailedPrecondition when the version already has another one
+  // (an artifact never moves); NotFound for an unknown version; InvalidArgument for "".
+  virtual absl::StatusOr<ModelVersionRecord> SetModelVersionArtifact(
+      const std::string& model, int64_t version, const std::string& artifact_uri) = 0;
+
   // Creates or moves an alias, and appends a ModelAlias event, in one transaction. InvalidArgument
   // for a bad alias name; NotFound when the version does not exist; FailedPrecondition when the
   // version is rejected or tombstoned, or when `expected_current` does not hold (someone moved it

@@ -1276,6 +1276,34 @@ TEST_P(StateStoreConformance, RegisterIsIdempotentByKey) {
   EXPECT_EQ(Register("churn").version, 4);
 }
 
+TEST_P(StateStoreConformance, AnArtifactIsSetOnceAfterRegistration) {
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      ModelVersionRecord v,
+      store_->RegisterModelVersion(
+          {.model = "churn", .idempotency_key = "r1/register", .actor = "test"}));
+  EXPECT_EQ(v.artifact_uri, "");
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      ModelVersionRecord set,
+      store_->SetModelVersionArtifact("churn", v.version, "file:///lake/models/churn/1"));
+  EXPECT_EQ(set.artifact_uri, "file:///lake/models/churn/1");
+  EXPECT_EQ(set.revision, v.revision);  // not a transition
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      ModelVersionRecord again,
+      store_->SetModelVersionArtifact("churn", v.version, "file:///lake/models/churn/1"));
+  EXPECT_EQ(again.artifact_uri, "file:///lake/models/churn/1");
+  absl::StatusOr<ModelVersionRecord> moved =
+      store_->SetModelVersionArtifact("churn", v.version, "file:///elsewhere");
+  EXPECT_EQ(moved.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(moved.status().message(),
+            "churn:1 already has its artifact at file:///lake/models/churn/1; a version's "
+            "artifact never moves");
+  EXPECT_EQ(store_->GetModelVersion("churn", 1)->artifact_uri, "file:///lake/models/churn/1");
+  EXPECT_EQ(store_->SetModelVersionArtifact("churn", 9, "file:///x").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->SetModelVersionArtifact("churn", 1, "").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_P(StateStoreConformance, EveryLegalModelVersionEdgeMovesAndIsRecorded) {
   const KindTable& kind = ModelVersionKind();
   for (size_t i = 0; i < kind.edges.size(); ++i) {

@@ -114,6 +114,10 @@ class StateStoreWrapper : public state::StateStore {
   absl::Status SetExperimentModelVersion(int64_t id, const std::string& model_version) override {
     return target_.SetExperimentModelVersion(id, model_version);
   }
+  absl::StatusOr<state::ModelVersionRecord> SetModelVersionArtifact(
+      const std::string& model, int64_t version, const std::string& artifact_uri) override {
+    return target_.SetModelVersionArtifact(model, version, artifact_uri);
+  }
 
  protected:
   state::StateStore& target() { return target_; }

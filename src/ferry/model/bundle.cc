@@ -1,0 +1,210 @@
+#include "ferry/model/bundle.h"
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "ferry/common/fs.h"
+#include "ferry/common/status.h"
+#include "ferry/data/transform.h"
+#include "fmt/format.h"
+
+namespace ferry::model {
+
+using json = nlohmann::json;
+
+json SchemaOf(const data::Table& table) {
+  json out = json::array();
+  for (const data::Column& c : table.columns()) {
+    out.push_back({{"name", c.name()}, {"type", std::string(data::TypeName(c.type()))}});
+  }
+  return out;
+}
+
+json BundleMeta(const Model& model, const data::Table& train, const std::string& target,
+                const json& transform_state) {
+  json features = json::array();
+  for (const std::string& f : model.features()) {
+    const data::Column* c = train.Find(f);
+    features.push_back(
+        {{"name", f}, {"type", c ? std::string(data::TypeName(c->type())) : "float64"}});
+  }
+  json input_schema = json::array();
+  if (transform_state.is_object() && transform_state.contains("input_columns")) {
+    for (const json& col : transform_state["input_columns"]) {
+      if (col.value("name", "") != target) input_schema.push_back(col);
+    }
+  } else {
+    input_schema = features;
+  }
+  return {{"type", model.type()},
+          {"task", std::string(TaskName(model.task()))},
+          {"target", target},
+          {"features", features},
+          {"input_schema", input_schema},
+          {"transform", transform_state.is_object() ? transform_state : json(nullptr)},
+          {"weights", model.Describe()}};
+}
+
+absl::StatusOr<Bundle> LoadBundle(const std::string& dir) {
+  const std::string path = dir + "/" + kBundleMeta;
+  FERRY_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  Bundle b;
+  b.dir = dir;
+  b.meta = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!b.meta.is_object() || !b.meta.contains("type") || !b.meta["type"].is_string()) {
+    return absl::InvalidArgumentError(fmt::format(
+        "{}: not a model bundle's metadata (a JSON object with a \"type\"); was the folder "
+        "written by a train step?",
+        path));
+  }
+  const std::string type = b.meta["type"].get<std::string>();
+  if (const ModelType* t = FindModelType(type)) {
+    FERRY_ASSIGN_OR_RETURN(b.model, t->Load(dir + "/" + kBundleModelDir));
+  }
+  return b;
+}
+
+absl::StatusOr<data::Table> InstancesToTable(const json& instances, const json& schema) {
+  if (!instances.is_array()) {
+    return absl::InvalidArgumentError("\"instances\" must be an array of objects, one per row");
+  }
+  data::Table t;
+  std::vector<std::pair<std::string, data::ColumnType>> cols;
+  for (const json& c : schema) {
+    FERRY_ASSIGN_OR_RETURN(data::ColumnType type,
+                           data::ParseTypeName(c.value("type", std::string("float64"))));
+    cols.emplace_back(c.value("name", ""), type);
+    t.AddColumn(cols.back().first, type).Reserve(instances.size());
+  }
+  for (size_t i = 0; i < instances.size(); ++i) {
+    const json& row = instances[i];
+    if (!row.is_object()) {
+      return absl::InvalidArgumentError(fmt::format(
+          "instances[{}]: expected an object of column values (e.g. {{\"tenure\": 3}}), got {}", i,
+          row.dump()));
+    }
+    for (size_t c = 0; c < cols.size(); ++c) {
+      data::Column& col = t.mutable_column(c);
+      auto it = row.find(cols[c].first);
+      if (it == row.end() || it->is_null()) {
+        col.AppendNull();
+        continue;
+      }
+      const json& v = *it;
+      auto wrong = [&](std::string_view expected) {
+        return absl::InvalidArgumentError(fmt::format("instances[{}].{}: expected {} ({}), got {}",
+                                                      i, cols[c].first, expected,
+                                                      data::TypeName(cols[c].second), v.dump()));
+      };
+      switch (cols[c].second) {
+        case data::ColumnType::kInt64:
+          if (v.is_number_integer()) {
+            col.AppendInt(v.get<int64_t>());
+          } else if (v.is_number_float() && std::nearbyint(v.get<double>()) == v.get<double>()) {
+            col.AppendInt(static_cast<int64_t>(v.get<double>()));
+          } else {
+            return wrong("a whole number");
+          }
+          break;
+        case data::ColumnType::kFloat64:
+          if (!v.is_number()) return wrong("a number");
+          col.AppendDouble(v.get<double>());
+          break;
+        case data::ColumnType::kBool:
+          if (!v.is_boolean()) return wrong("true or false");
+          col.AppendBool(v.get<bool>());
+          break;
+        case data::ColumnType::kString:
+          if (!v.is_string()) return wrong("a string");
+          col.AppendString(v.get<std::string>());
+          break;
+        case data::ColumnType::kTimestamp: {
+          std::optional<int64_t> ts =
+              v.is_string() ? data::ParseTimestamp(v.get<std::string>()) : std::nullopt;
+          if (!ts) return wrong("an ISO 8601 timestamp string");
+          col.AppendInt(*ts);
+          break;
+        }
+      }
+    }
+  }
+  return t;
+}
+
+json TableToInstances(const data::Table& table) {
+  json out = json::array();
+  for (size_t r = 0; r < table.num_rows(); ++r) {
+    json row = json::object();
+    for (const data::Column& c : table.columns()) {
+      if (c.is_null(r)) {
+        row[c.name()] = nullptr;
+        continue;
+      }
+      switch (c.type()) {
+        case data::ColumnType::kInt64:
+          row[c.name()] = c.int_at(r);
+          break;
+        case data::ColumnType::kFloat64:
+          row[c.name()] = c.float_at(r);
+          break;
+        case data::ColumnType::kBool:
+          row[c.name()] = c.int_at(r) != 0;
+          break;
+        case data::ColumnType::kString:
+          row[c.name()] = std::string(c.string_at(r));
+          break;
+        case data::ColumnType::kTimestamp:
+          row[c.name()] = data::FormatTimestamp(c.int_at(r));
+          break;
+      }
+    }
+    out.push_back(std::move(row));
+  }
+  return out;
+}
+
+absl::StatusOr<data::Table> PrepareFeatures(const json& meta, data::Table raw) {
+  const json& state = meta.contains("transform") ? meta["transform"] : json(nullptr);
+  if (!state.is_object()) return raw;
+  data::ApplyOptions opts;
+  if (meta.contains("target") && meta["target"].is_string()) {
+    opts.optional_columns.insert(meta["target"].get<std::string>());
+  }
+  return data::ApplyTransform(state, std::move(raw), opts);
+}
+
+json PredictionsToJson(const Predictions& p) {
+  json out = json::array();
+  for (size_t r = 0; r < p.rows; ++r) {
+    if (p.task == Task::kRegression) {
+      out.push_back({{"value", p.values[r]}});
+      continue;
+    }
+    json probs = json::object();
+    for (size_t c = 0; c < p.classes.size(); ++c) probs[p.classes[c]] = p.Probability(r, c);
+    out.push_back({{"label", p.classes[p.ArgMax(r)]}, {"probabilities", std::move(probs)}});
+  }
+  return out;
+}
+
+absl::StatusOr<json> ScoreInstances(const Bundle& bundle, const json& request) {
+  if (!request.is_object() || !request.contains("instances")) {
+    return absl::InvalidArgumentError(
+        "the request must be a JSON object {\"instances\": [{column: value, ...}, ...]}");
+  }
+  if (bundle.model == nullptr) {
+    return absl::FailedPreconditionError(
+        fmt::format("{}: a '{}' model does not run inside ferry; it is served by its own "
+                    "process (docs/python-models.md)",
+                    bundle.dir, bundle.meta.value("type", "")));
+  }
+  FERRY_ASSIGN_OR_RETURN(data::Table raw,
+                         InstancesToTable(request["instances"], bundle.meta["input_schema"]));
+  FERRY_ASSIGN_OR_RETURN(data::Table features, PrepareFeatures(bundle.meta, std::move(raw)));
+  FERRY_ASSIGN_OR_RETURN(Predictions p, bundle.model->Predict(features));
+  return json{{"predictions", PredictionsToJson(p)}};
+}
+
+}  // namespace ferry::model

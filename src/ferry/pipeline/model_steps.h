@@ -1,0 +1,67 @@
+#pragma once
+// What the model step kinds (train, evaluate, register) share: the registry (the project's state
+// store), folder copies, the `model:` field, and running a Python model's command under the
+// runner contract (docs/python-models.md). Stateless functions; thread-safe.
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "ferry/config/diagnostics.h"
+#include "ferry/config/pipeline_spec.h"
+#include "ferry/data/table.h"
+#include "ferry/model/model.h"
+#include "ferry/pipeline/step_kind.h"
+#include "ferry/state/state_store.h"
+#include "nlohmann/json.hpp"
+
+namespace ferry::pipeline::model_steps {
+
+// The state store of the task's project (ferry.yaml in FERRY_PROJECT_DIR).
+absl::StatusOr<std::unique_ptr<state::StateStore>> OpenStore(const TaskContext& ctx);
+
+// Hard links every file under `from` into `to` (created), keeping sub-folders; copies when a link
+// is not possible (another file system).
+absl::Status LinkTree(const std::string& from, const std::string& to);
+
+// The lake URI of a local folder inside the task's lake ("file:///..." for a local lake).
+std::string FolderUri(const TaskContext& ctx, const std::string& dir);
+// The local folder of an artifact URI of a local lake ("file:///abs" -> "/abs").
+absl::StatusOr<std::string> LocalFolder(const std::string& uri);
+
+// Checks a train step's `model:` map: either `type:` (a built-in) or `command:` (a Python model),
+// `target:`, optional `hyperparameters:` (a map). Adds one error per problem.
+void CheckModelField(const config::StepSpec& step, config::Diagnostics* diags);
+
+// Runs `<command> <args...>` through /bin/sh in `cwd` with the task's environment plus `env`
+// (overriding), its output going to the task's log. FailedPrecondition naming the command and
+// exit status when it fails.
+absl::Status RunModelCommand(const std::string& command, const std::vector<std::string>& args,
+                             const std::string& cwd, const std::map<std::string, std::string>& env);
+
+// A Python model's offline predictions: runs `<command> predict` on `input` (a dataset folder,
+// `part`) and parses its output ({"predictions": [{"label", "probabilities"} | {"value"}]}) as
+// Predictions of `task` with `classes` (classification; empty for regression).
+absl::StatusOr<model::Predictions> PythonPredict(const TaskContext& ctx, const nlohmann::json& meta,
+                                                 const std::string& model_dir,
+                                                 const std::string& input, const std::string& part,
+                                                 const std::string& scratch);
+
+// The response document of a prediction (bundle.h PredictionsToJson's form) as Predictions.
+absl::StatusOr<model::Predictions> PredictionsFromJson(const nlohmann::json& predictions,
+                                                       model::Task task,
+                                                       const std::vector<std::string>& classes);
+
+// Classification metrics (with the per-class labels of `table`'s `target`) or regression
+// metrics of `p` against `table`: the ToJson form of metrics.h.
+absl::StatusOr<nlohmann::json> Score(const data::Table& table, const std::string& target,
+                                     const model::Predictions& p);
+
+// The largest absolute difference between two predictions of the same rows (probabilities or
+// values); +inf when their shapes differ.
+double MaxAbsDiff(const model::Predictions& a, const model::Predictions& b);
+
+}  // namespace ferry::pipeline::model_steps
