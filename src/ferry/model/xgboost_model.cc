@@ -46,6 +46,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <map>
 #include <memory>
@@ -58,6 +59,7 @@
 #include "ferry/common/fs.h"
 #include "ferry/common/status.h"
 #include "ferry/common/suggest.h"
+#include "ferry/model/internal/linear_model.h"
 #include "ferry/model/internal/types.h"
 #include "fmt/format.h"
 
@@ -298,13 +300,26 @@ absl::StatusOr<Hyper> ValidateHyperparameters(const json& given) {
 
 // ---- Table conversion ------------------------------------------------------------------------
 
-// The features as XGBoost's dense row-major float32 matrix. ToFeatureMatrix refuses nulls and
-// NaN like every built-in does, so XGBoost's own missing-value handling is not used: a model
-// scores a row only when every feature has a value.
+// The features as XGBoost's dense row-major float32 matrix, converted straight from the table's
+// columns in row blocks on `threads` threads (no float64 row-major copy in between).
+// ToFeatureColumns makes the checks of ToFeatureMatrix: it refuses nulls and NaN like every
+// built-in does, so XGBoost's own missing-value handling is not used: a model scores a row only
+// when every feature has a value.
 absl::StatusOr<std::vector<float>> FloatFeatures(const data::Table& table,
-                                                 const std::vector<std::string>& names) {
-  FERRY_ASSIGN_OR_RETURN(FeatureMatrix m, ToFeatureMatrix(table, names));
-  return std::vector<float>(m.values.begin(), m.values.end());
+                                                 const std::vector<std::string>& names,
+                                                 int threads) {
+  FERRY_ASSIGN_OR_RETURN(FeatureColumns cols, ToFeatureColumns(table, names, threads));
+  const size_t d = names.size();
+  std::vector<float> x(cols.rows * d);
+  ForEachRowBlock(cols.rows, NumRowBlocks(cols.rows, d), threads,
+                  [&](size_t, size_t begin, size_t end) {
+                    for (size_t j = 0; j < d; ++j) {
+                      const double* in = cols.columns[j];
+                      float* out = x.data() + j;
+                      for (size_t i = begin; i < end; ++i) out[i * d] = static_cast<float>(in[i]);
+                    }
+                  });
+  return x;
 }
 
 // ---- Task ------------------------------------------------------------------------------------
@@ -368,7 +383,8 @@ class XgboostModel final : public Model {
   const std::vector<std::string>& features() const override { return info_.features; }
 
   absl::StatusOr<Predictions> Predict(const data::Table& table) const override {
-    FERRY_ASSIGN_OR_RETURN(std::vector<float> x, FloatFeatures(table, info_.features));
+    FERRY_ASSIGN_OR_RETURN(std::vector<float> x,
+                           FloatFeatures(table, info_.features, /*threads=*/0));
     return PredictMatrix(x, table.num_rows());
   }
 
@@ -400,18 +416,20 @@ class XgboostModel final : public Model {
     Predictions p{.task = info_.task, .rows = rows, .classes = info_.classes};
     if (rows == 0) return p;
     const size_t width = info_.features.size();
-    void* raw = nullptr;
-    FERRY_RETURN_IF_ERROR(
-        Check(XGDMatrixCreateFromMat(x.data(), rows, width, NAN, &raw), "building the matrix"));
-    DMatrixPtr m(raw);
+    // In-place prediction straight from `x` (as Python's xgboost predicts from a numpy array):
+    // no DMatrix copy of the rows. The output buffer is the calling thread's own.
+    const std::string values =
+        fmt::format(R"({{"data":[{},true],"shape":[{},{}],"typestr":"<f4","version":3}})",
+                    reinterpret_cast<uintptr_t>(x.data()), rows, width);
     const bst_ulong* shape = nullptr;
     bst_ulong dim = 0;
     const float* out = nullptr;
     FERRY_RETURN_IF_ERROR(
-        Check(XGBoosterPredictFromDMatrix(booster_.get(), m.get(),
-                                          R"({"type":0,"training":false,"iteration_begin":0,)"
-                                          R"("iteration_end":0,"strict_shape":true})",
-                                          &shape, &dim, &out),
+        Check(XGBoosterPredictFromDense(booster_.get(), values.c_str(),
+                                        R"({"type":0,"training":false,"iteration_begin":0,)"
+                                        R"("iteration_end":0,"strict_shape":true,)"
+                                        R"("missing":NaN,"cache_id":0})",
+                                        /*m=*/nullptr, &shape, &dim, &out),
               "predicting"));
     // strict_shape: (rows, outputs) for every objective.
     const size_t outputs = dim == 2 ? shape[1] : 0;
@@ -539,10 +557,11 @@ class XgboostType final : public ModelType {
     params.emplace_back("seed", fmt::format("{}", opts.seed));
     if (opts.threads > 0) params.emplace_back("nthread", fmt::format("{}", opts.threads));
 
-    FERRY_ASSIGN_OR_RETURN(std::vector<float> x, FloatFeatures(train, info.features));
+    FERRY_ASSIGN_OR_RETURN(std::vector<float> x, FloatFeatures(train, info.features, opts.threads));
     void* raw = nullptr;
     FERRY_RETURN_IF_ERROR(
-        Check(XGDMatrixCreateFromMat(x.data(), train.num_rows(), info.features.size(), NAN, &raw),
+        Check(XGDMatrixCreateFromMat_omp(x.data(), train.num_rows(), info.features.size(), NAN,
+                                         &raw, opts.threads),
               "building the training matrix"));
     DMatrixPtr dtrain(raw);
     x = {};  // XGBoost holds its own copy
