@@ -9,5 +9,10 @@ cd "$here/$1"
 "$ferry" validate
 "$ferry" run pipelines/train.yaml
 echo
+# What the run registered and the experiments it recorded (empty for a project without models).
+"$ferry" models
+echo
+"$ferry" experiments
+echo
 echo "state: $here/$1/.ferry/state.db   lake: $here/$1/.ferry/lake"
 echo "try:   cd $1 && $ferry runs && $ferry show <run-id>"

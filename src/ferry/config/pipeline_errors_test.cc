@@ -289,19 +289,26 @@ TEST_F(GoodPipelineTest, AKindValueNamingAStepBecomesANeed) {
   check: { validate: extract }
   features: { validate: check.train, needs: [extract] }
   typo: { validate: extrat }
-  bad: { validate: [extract] }
+  many: { validate: [extract, check.test] }
+  bad: { validate: {a: 1} }
+  eval: { validate: extract, on: features.test }
 )");
-  StepKindSchemas kinds = {{"command", {}}, {"validate", {.value_is_step = true}}};
+  StepKindSchemas kinds = {
+      {"command", {}}, {"validate", {.keys = {"on"}, .value_is_step = true, .step_keys = {"on"}}}};
   Diagnostics diags;
   PipelineSpec spec = ParsePipeline(path, TestProject(), kinds, &diags);
-  ASSERT_EQ(spec.steps.size(), 5u);
+  ASSERT_EQ(spec.steps.size(), 7u);
   EXPECT_EQ(spec.steps[1].needs, (std::vector<std::string>{"extract"}));
   EXPECT_EQ(spec.steps[2].needs, (std::vector<std::string>{"check", "extract"}));  // part dropped
+  // A list names several steps (whether the kind accepts several is the kind's own check).
+  EXPECT_EQ(spec.steps[4].needs, (std::vector<std::string>{"extract", "check"}));
+  // A step key of the kind (`on:`) names a step too.
+  EXPECT_EQ(spec.steps[6].needs, (std::vector<std::string>{"extract", "features"}));
   ASSERT_EQ(diags.size(), 2u) << diags.ToString();
   // In the order found: the kind's value as it is parsed, the needs once every step is known.
   EXPECT_EQ(diags.items()[0].message,
             "invalid validate in step 'bad': must name the upstream step whose output it reads "
-            "(e.g. validate: extract), got a list");
+            "(e.g. validate: extract), got a mapping");
   EXPECT_EQ(diags.items()[1].message,
             "step 'typo' needs unknown step 'extrat'; did you mean 'extract'?");
   EXPECT_EQ(diags.items()[1].loc.line, 5);
