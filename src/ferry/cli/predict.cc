@@ -76,7 +76,8 @@ absl::StatusOr<model::Predictions> PythonPredict(const Project& project, const m
           "exec 1>&2; " + command,
           {"predict", "--model-dir", b.dir + "/" + model::kBundleModelDir, "--input", in,
            "--output", out},
-          project.config.root_dir, {});
+          // As in a task: commands may locate their files from the project folder.
+          project.config.root_dir, {{"FERRY_PROJECT_DIR", project.config.root_dir}});
       !s.ok()) {
     return absl::Status(s.code(), fmt::format("the Python model's predict command failed, run "
                                               "in {} (its output is above): {}",

@@ -342,11 +342,14 @@ class EvaluateStep final : public StepKind {
       for (char c : channel) var += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
       absl::Status s = MakeDirs(model_dir);
       if (s.ok()) {
-        s = model_steps::RunModelCommand(meta.value("command", ""), {"train"}, ctx.project_dir,
-                                         {{"SM_MODEL_DIR", model_dir},
-                                          {"SM_OUTPUT_DIR", scratch + "/retrain/output"},
-                                          {"SM_CHANNELS", json::array({channel}).dump()},
-                                          {var, *dir}});
+        s = model_steps::RunModelCommand(
+            meta.value("command", ""), {"train"}, ctx.project_dir,
+            {{"SM_MODEL_DIR", model_dir},
+             {"SM_OUTPUT_DIR", scratch + "/retrain/output"},
+             {"SM_CHANNELS", json::array({channel}).dump()},
+             {"SM_HPS", model_steps::PythonHyperparameters(
+                            ctx.params, meta.value("hyperparameters", json::object()))},
+             {var, *dir}});
       }
       if (!s.ok()) return model::Unmeasured(g, std::string(s.message()));
       const std::string on_dir = data_steps::ChannelDir(ctx, ctx.step["fields"]["on"]);

@@ -189,6 +189,17 @@ absl::StatusOr<model::Predictions> PredictionsFromJson(const json& predictions, 
   return p;
 }
 
+std::string PythonHyperparameters(const json& params, const json& hps) {
+  json out = json::object();
+  for (const json* source : {&params, &hps}) {
+    if (!source->is_object()) continue;
+    for (auto it = source->begin(); it != source->end(); ++it) {
+      out[it.key()] = it->is_string() ? it->get<std::string>() : it->dump();
+    }
+  }
+  return out.dump();
+}
+
 absl::StatusOr<model::Predictions> PythonPredict(const TaskContext& ctx, const json& meta,
                                                  const std::string& model_dir,
                                                  const std::string& input, const std::string& part,

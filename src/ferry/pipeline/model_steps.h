@@ -42,6 +42,10 @@ void CheckModelField(const config::StepSpec& step, config::Diagnostics* diags);
 absl::Status RunModelCommand(const std::string& command, const std::vector<std::string>& args,
                              const std::string& cwd, const std::map<std::string, std::string>& env);
 
+// SM_HPS for a Python model's `train`: the run's parameters overlaid with the step's
+// model.hyperparameters, every value as a string (SageMaker's convention).
+std::string PythonHyperparameters(const nlohmann::json& params, const nlohmann::json& hps);
+
 // A Python model's offline predictions: runs `<command> predict` on `input` (a dataset folder,
 // `part`) and parses its output ({"predictions": [{"label", "probabilities"} | {"value"}]}) as
 // Predictions of `task` with `classes` (classification; empty for regression).

@@ -125,7 +125,9 @@ class TrainStep final : public StepKind {
     } else {
       type = "python";
       const std::string command = spec["command"].get<std::string>();
-      FERRY_RETURN_IF_ERROR(model_steps::RunModelCommand(command, {"train"}, ctx.project_dir, {}));
+      FERRY_RETURN_IF_ERROR(model_steps::RunModelCommand(
+          command, {"train"}, ctx.project_dir,
+          {{"SM_HPS", model_steps::PythonHyperparameters(ctx.params, hps)}}));
       json features = json::array();
       for (const json& c : model::SchemaOf(table)) {
         if (c["name"] != target) features.push_back(c);
