@@ -59,48 +59,19 @@ class TempDir {
 // A Python model's predictions of `rows` (already through the bundled transform).
 absl::StatusOr<model::Predictions> PythonPredict(const Project& project, const model::Bundle& b,
                                                  const data::Table& rows) {
-  const std::string command = b.meta.value("command", "");
-  if (command.empty()) {
-    return absl::FailedPreconditionError(fmt::format(
-        "{}/{}: a '{}' model without a \"command\" cannot predict here; only built-in types and "
-        "Python models (model: {{command: ...}}) can",
-        b.dir, model::kBundleMeta, b.meta.value("type", "")));
-  }
   FERRY_ASSIGN_OR_RETURN(TempDir tmp, TempDir::Make());
   const std::string in = tmp.path() + "/instances.json";
-  const std::string out = tmp.path() + "/predictions.json";
   FERRY_RETURN_IF_ERROR(WriteFileAtomic(
       in, json{{"instances", model::TableToInstances(rows)}}.dump(), /*durable=*/false));
-  // `exec 1>&2` first: what the model prints must not mix with the predictions on stdout.
-  if (absl::Status s = pipeline::model_steps::RunModelCommand(
-          "exec 1>&2; " + command,
-          {"predict", "--model-dir", b.dir + "/" + model::kBundleModelDir, "--input", in,
-           "--output", out},
-          // As in a task: commands may locate their files from the project folder.
-          project.config.root_dir, {{"FERRY_PROJECT_DIR", project.config.root_dir}});
-      !s.ok()) {
-    return absl::Status(s.code(), fmt::format("the Python model's predict command failed, run "
-                                              "in {} (its output is above): {}",
-                                              project.config.root_dir, s.message()));
-  }
-  FERRY_ASSIGN_OR_RETURN(std::string text, ReadFile(out));
-  json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (!doc.is_object() || !doc.contains("predictions")) {
-    return absl::InvalidArgumentError(fmt::format(
-        "`{} predict` wrote no {{\"predictions\": [...]}} document (docs/python-models.md)",
-        command));
-  }
-  const std::string task = b.meta.value("task", "binary");
-  const model::Task t = task == "regression"   ? model::Task::kRegression
-                        : task == "multiclass" ? model::Task::kMulticlass
-                                               : model::Task::kBinary;
-  FERRY_ASSIGN_OR_RETURN(
-      model::Predictions p,
-      pipeline::model_steps::PredictionsFromJson(
-          doc["predictions"], t, b.meta.value("classes", std::vector<std::string>{})));
-  if (p.rows != rows.num_rows()) {
-    return absl::InvalidArgumentError(fmt::format(
-        "`{} predict` returned {} predictions for {} rows", command, p.rows, rows.num_rows()));
+  absl::StatusOr<model::Predictions> p = pipeline::model_steps::PythonPredict(
+      b.meta, b.dir + "/" + model::kBundleModelDir, in, "", tmp.path(), project.config.root_dir,
+      // As in a task: commands may locate their files from the project folder.
+      {{"FERRY_PROJECT_DIR", project.config.root_dir}}, rows.num_rows());
+  if (!p.ok()) {
+    return absl::Status(
+        p.status().code(),
+        fmt::format("{}/{}: the Python model's predict command (run in {}): {}", b.dir,
+                    model::kBundleMeta, project.config.root_dir, p.status().message()));
   }
   return p;
 }

@@ -126,8 +126,9 @@ class EvaluateStep final : public StepKind {
     model::Predictions offline;
     if (python) {
       FERRY_ASSIGN_OR_RETURN(
-          offline, model_steps::PythonPredict(ctx, meta, bundle_dir + "/model", on_dir, part,
-                                              scratch + "/offline"));
+          offline,
+          model_steps::PythonPredict(meta, bundle_dir + "/model", on_dir, part,
+                                     scratch + "/offline", ctx.project_dir, {}, rows.num_rows()));
     } else {
       FERRY_ASSIGN_OR_RETURN(offline, bundle.model->Predict(rows));
     }
@@ -354,8 +355,9 @@ class EvaluateStep final : public StepKind {
       if (!s.ok()) return model::Unmeasured(g, std::string(s.message()));
       const std::string on_dir = data_steps::ChannelDir(ctx, ctx.step["fields"]["on"]);
       std::string on_part = data_steps::PartOf(ctx.step["fields"]["on"].get<std::string>());
-      absl::StatusOr<model::Predictions> p = model_steps::PythonPredict(
-          ctx, meta, model_dir, on_dir, on_part.empty() ? "test" : on_part, scratch + "/again");
+      absl::StatusOr<model::Predictions> p =
+          model_steps::PythonPredict(meta, model_dir, on_dir, on_part.empty() ? "test" : on_part,
+                                     scratch + "/again", ctx.project_dir, {}, rows.num_rows());
       if (!p.ok()) return model::Unmeasured(g, std::string(p.status().message()));
       again = std::move(*p);
     } else {

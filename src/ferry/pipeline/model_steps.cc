@@ -200,10 +200,18 @@ std::string PythonHyperparameters(const json& params, const json& hps) {
   return out.dump();
 }
 
-absl::StatusOr<model::Predictions> PythonPredict(const TaskContext& ctx, const json& meta,
-                                                 const std::string& model_dir,
+absl::StatusOr<model::Predictions> PythonPredict(const json& meta, const std::string& model_dir,
                                                  const std::string& input, const std::string& part,
-                                                 const std::string& scratch) {
+                                                 const std::string& scratch, const std::string& cwd,
+                                                 const std::map<std::string, std::string>& env,
+                                                 size_t expected_rows) {
+  const std::string command = meta.value("command", "");
+  if (command.empty()) {
+    return absl::FailedPreconditionError(fmt::format(
+        "a '{}' model without a \"command\" cannot predict here; only built-in types and Python "
+        "models (model: {{command: ...}}) can",
+        meta.value("type", "")));
+  }
   FERRY_RETURN_IF_ERROR(MakeDirs(scratch));
   const std::string out = scratch + "/predictions.json";
   std::vector<std::string> args = {"predict", "--model-dir", model_dir, "--input",
@@ -212,19 +220,27 @@ absl::StatusOr<model::Predictions> PythonPredict(const TaskContext& ctx, const j
     args.push_back("--part");
     args.push_back(part);
   }
-  FERRY_RETURN_IF_ERROR(RunModelCommand(meta.value("command", ""), args, ctx.project_dir, {}));
+  // `exec 1>&2` first: what the model prints must not mix with what ferry prints on stdout.
+  FERRY_RETURN_IF_ERROR(RunModelCommand("exec 1>&2; " + command, args, cwd, env));
   FERRY_ASSIGN_OR_RETURN(std::string text, ReadFile(out));
   json doc = json::parse(text, nullptr, false);
   if (!doc.is_object() || !doc.contains("predictions")) {
-    return absl::InvalidArgumentError(
-        fmt::format("{}: the model's predict output is not {{\"predictions\": [...]}}", out));
+    return absl::InvalidArgumentError(fmt::format(
+        "`{} predict` wrote no {{\"predictions\": [...]}} document (docs/python-models.md)",
+        command));
   }
   const std::string task = meta.value("task", "binary");
   model::Task t = task == "regression"   ? model::Task::kRegression
                   : task == "multiclass" ? model::Task::kMulticlass
                                          : model::Task::kBinary;
-  return PredictionsFromJson(doc["predictions"], t,
-                             meta.value("classes", std::vector<std::string>{}));
+  FERRY_ASSIGN_OR_RETURN(model::Predictions p,
+                         PredictionsFromJson(doc["predictions"], t,
+                                             meta.value("classes", std::vector<std::string>{})));
+  if (expected_rows > 0 && p.rows != expected_rows) {
+    return absl::InvalidArgumentError(fmt::format(
+        "`{} predict` returned {} predictions for {} rows", command, p.rows, expected_rows));
+  }
+  return p;
 }
 
 absl::StatusOr<json> Score(const data::Table& table, const std::string& target,

@@ -46,13 +46,17 @@ absl::Status RunModelCommand(const std::string& command, const std::vector<std::
 // model.hyperparameters, every value as a string (SageMaker's convention).
 std::string PythonHyperparameters(const nlohmann::json& params, const nlohmann::json& hps);
 
-// A Python model's offline predictions: runs `<command> predict` on `input` (a dataset folder,
-// `part`) and parses its output ({"predictions": [{"label", "probabilities"} | {"value"}]}) as
-// Predictions of `task` with `classes` (classification; empty for regression).
-absl::StatusOr<model::Predictions> PythonPredict(const TaskContext& ctx, const nlohmann::json& meta,
+// A Python model's offline predictions: runs `<meta.command> predict` in `cwd` (with `env`
+// added) on `input` (a dataset folder and its `part`, or a .csv / .json file with part "") and
+// parses its output ({"predictions": [...]}, see PredictionsFromJson) as Predictions of the
+// bundle's task and classes. The model's own output goes to stderr; `scratch` holds the
+// predictions file. InvalidArgument when the count differs from `expected_rows` (when > 0).
+absl::StatusOr<model::Predictions> PythonPredict(const nlohmann::json& meta,
                                                  const std::string& model_dir,
                                                  const std::string& input, const std::string& part,
-                                                 const std::string& scratch);
+                                                 const std::string& scratch, const std::string& cwd,
+                                                 const std::map<std::string, std::string>& env,
+                                                 size_t expected_rows = 0);
 
 // The response document of a prediction (bundle.h PredictionsToJson's form) as Predictions.
 absl::StatusOr<model::Predictions> PredictionsFromJson(const nlohmann::json& predictions,
