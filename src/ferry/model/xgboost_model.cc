@@ -322,6 +322,59 @@ absl::StatusOr<std::vector<float>> FloatFeatures(const data::Table& table,
   return x;
 }
 
+// The __array_interface__ of XGBoost's dense inputs: `rows` x `cols` row-major float32 at `x`.
+std::string DenseInterface(const float* x, size_t rows, size_t cols) {
+  return fmt::format(R"({{"data":[{},true],"shape":[{},{}],"typestr":"<f4","version":3}})",
+                     reinterpret_cast<uintptr_t>(x), rows, cols);
+}
+
+// A data iterator of one batch, a dense float32 matrix, for XGQuantileDMatrixCreateFromCallback
+// (which calls Reset and Next, and reads the batch from `proxy`).
+struct DenseBatch {
+  void* proxy = nullptr;
+  const float* x = nullptr;
+  size_t rows = 0, cols = 0;
+  bool given = false;
+  int rc = 0;  // XGProxyDMatrixSetDataDense's
+  std::string interface;
+};
+void ResetDenseBatch(DataIterHandle h) { static_cast<DenseBatch*>(h)->given = false; }
+int NextDenseBatch(DataIterHandle h) {
+  auto* b = static_cast<DenseBatch*>(h);
+  if (b->given) return 0;
+  b->given = true;
+  b->interface = DenseInterface(b->x, b->rows, b->cols);
+  b->rc = XGProxyDMatrixSetDataDense(b->proxy, b->interface.c_str());
+  return b->rc == 0 ? 1 : 0;
+}
+
+// The training matrix. With tree_method hist (the default) a QuantileDMatrix, as Python's
+// XGBClassifier builds: the features are binned straight from `x`, without the sparse copy a
+// DMatrix makes and bins again in the first round (the same bins, so the same trees); else a
+// DMatrix.
+absl::StatusOr<DMatrixPtr> TrainingMatrix(const std::vector<float>& x, size_t rows, size_t cols,
+                                          const json& hyper, int threads) {
+  void* raw = nullptr;
+  if (hyper.value("tree_method", "") != "hist") {
+    FERRY_RETURN_IF_ERROR(
+        Check(XGDMatrixCreateFromMat_omp(x.data(), rows, cols, NAN, &raw, threads),
+              "building the training matrix"));
+    return DMatrixPtr(raw);
+  }
+  FERRY_RETURN_IF_ERROR(Check(XGProxyDMatrixCreate(&raw), "building the training matrix"));
+  DMatrixPtr proxy(raw);
+  DenseBatch batch{.proxy = proxy.get(), .x = x.data(), .rows = rows, .cols = cols};
+  const std::string config =
+      fmt::format(R"({{"missing":NaN,"nthread":{},"max_bin":{}}})", threads,
+                  hyper.contains("max_bin") ? hyper["max_bin"].get<int64_t>() : 256);
+  raw = nullptr;
+  int rc = XGQuantileDMatrixCreateFromCallback(
+      &batch, proxy.get(), /*ref=*/nullptr, ResetDenseBatch, NextDenseBatch, config.c_str(), &raw);
+  FERRY_RETURN_IF_ERROR(Check(batch.rc, "passing the features to xgboost"));
+  FERRY_RETURN_IF_ERROR(Check(rc, "building the training matrix"));
+  return DMatrixPtr(raw);
+}
+
 // ---- Task ------------------------------------------------------------------------------------
 
 bool IsRegressionObjective(std::string_view o) {
@@ -418,9 +471,7 @@ class XgboostModel final : public Model {
     const size_t width = info_.features.size();
     // In-place prediction straight from `x` (as Python's xgboost predicts from a numpy array):
     // no DMatrix copy of the rows. The output buffer is the calling thread's own.
-    const std::string values =
-        fmt::format(R"({{"data":[{},true],"shape":[{},{}],"typestr":"<f4","version":3}})",
-                    reinterpret_cast<uintptr_t>(x.data()), rows, width);
+    const std::string values = DenseInterface(x.data(), rows, width);
     const bst_ulong* shape = nullptr;
     bst_ulong dim = 0;
     const float* out = nullptr;
@@ -558,13 +609,10 @@ class XgboostType final : public ModelType {
     if (opts.threads > 0) params.emplace_back("nthread", fmt::format("{}", opts.threads));
 
     FERRY_ASSIGN_OR_RETURN(std::vector<float> x, FloatFeatures(train, info.features, opts.threads));
-    void* raw = nullptr;
-    FERRY_RETURN_IF_ERROR(
-        Check(XGDMatrixCreateFromMat_omp(x.data(), train.num_rows(), info.features.size(), NAN,
-                                         &raw, opts.threads),
-              "building the training matrix"));
-    DMatrixPtr dtrain(raw);
-    x = {};  // XGBoost holds its own copy
+    FERRY_ASSIGN_OR_RETURN(
+        DMatrixPtr dtrain,
+        TrainingMatrix(x, train.num_rows(), info.features.size(), hyper.resolved, opts.threads));
+    x = {};  // XGBoost holds its own copy (or its bins)
     FERRY_RETURN_IF_ERROR(
         Check(XGDMatrixSetFloatInfo(dtrain.get(), "label", labels.data(), labels.size()),
               "setting the labels"));
@@ -582,7 +630,7 @@ class XgboostType final : public ModelType {
               "setting the feature types"));
 
     void* dmats[] = {dtrain.get()};
-    raw = nullptr;
+    void* raw = nullptr;
     FERRY_RETURN_IF_ERROR(Check(XGBoosterCreate(dmats, 1, &raw), "creating the booster"));
     BoosterPtr booster(raw);
     for (const auto& [k, v] : params) {
