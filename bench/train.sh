@@ -234,7 +234,8 @@ result = {
     "phases_s": phases,
     "ferry_build_type": build_type,
     "ferry_binary": {
-        "path": bench_src,
+        # relative to the repository when inside it: the result file names no machine's folders
+        "path": os.path.relpath(bench_src, root) if bench_src.startswith(root + "/") else bench_src,
         "sha256": hashlib.sha256(open(binary, "rb").read()).hexdigest()[:16],
         "built": bench_built,
     },
