@@ -174,7 +174,11 @@ class EvaluateStep final : public StepKind {
         absl::StatusOr<model::Bundle> cb = model::LoadBundle(dir);
         std::string why;
         std::optional<data::Table> crows;
-        if (cb.ok() && cb->model != nullptr) crows = RowsFor(*cb, rows, raw, &why);
+        if (cb.ok() && cb->model != nullptr) {
+          crows = RowsFor(*cb, rows, raw, &why);
+        } else if (cb.ok()) {
+          why = fmt::format("a '{}' model is not re-scored here", cb->meta.value("type", ""));
+        }
         if (crows) {
           FERRY_ASSIGN_OR_RETURN(model::Predictions cp, cb->model->Predict(*crows));
           FERRY_ASSIGN_OR_RETURN(json cm, model_steps::Score(rows, target, cp));
