@@ -222,15 +222,9 @@ absl::StatusOr<std::unique_ptr<Model>> LoadLinearModel(const std::string& dir,
     p.type = j.at("type").get<std::string>();
     if (p.type != type) return bad(fmt::format("its type is '{}'", p.type));
     std::string task = j.at("task").get<std::string>();
-    if (task == "regression") {
-      p.task = Task::kRegression;
-    } else if (task == "binary") {
-      p.task = Task::kBinary;
-    } else if (task == "multiclass") {
-      p.task = Task::kMulticlass;
-    } else {
-      return bad(fmt::format("unknown task '{}'", task));
-    }
+    std::optional<Task> parsed = ParseTaskName(task);
+    if (!parsed) return bad(fmt::format("unknown task '{}'", task));
+    p.task = *parsed;
     p.features = j.at("features").get<std::vector<std::string>>();
     p.target = j.at("target").get<std::string>();
     p.classes = j.at("classes").get<std::vector<std::string>>();

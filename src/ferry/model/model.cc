@@ -33,6 +33,13 @@ std::string_view TaskName(Task t) {
   return "?";
 }
 
+std::optional<Task> ParseTaskName(std::string_view name) {
+  for (Task t : {Task::kBinary, Task::kMulticlass, Task::kRegression}) {
+    if (TaskName(t) == name) return t;
+  }
+  return std::nullopt;
+}
+
 double Predictions::Score(size_t row) const {
   if (classes.empty()) return values[row];
   return values[row * classes.size() + classes.size() - 1];

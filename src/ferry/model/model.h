@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,8 @@ namespace ferry::model {
 
 enum class Task { kBinary, kMulticlass, kRegression };
 std::string_view TaskName(Task t);  // "binary", "multiclass", "regression"
+// The inverse of TaskName; nullopt for any other text.
+std::optional<Task> ParseTaskName(std::string_view name);
 
 struct Predictions {
   Task task = Task::kRegression;

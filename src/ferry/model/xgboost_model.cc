@@ -662,16 +662,12 @@ class XgboostType final : public ModelType {
                         meta.contains("type") ? meta["type"].dump() : "(missing)"));
       }
       std::string task = meta.at("task").get<std::string>();
-      if (task == "binary") {
-        info.task = Task::kBinary;
-      } else if (task == "multiclass") {
-        info.task = Task::kMulticlass;
-      } else if (task == "regression") {
-        info.task = Task::kRegression;
-      } else {
+      std::optional<Task> parsed = ParseTaskName(task);
+      if (!parsed) {
         return absl::InvalidArgumentError(
             fmt::format("{}: unknown task '{}' (binary, multiclass, regression)", meta_path, task));
       }
+      info.task = *parsed;
       info.features = meta.at("features").get<std::vector<std::string>>();
       info.target = meta.at("target").get<std::string>();
       info.classes = meta.at("classes").get<std::vector<std::string>>();
