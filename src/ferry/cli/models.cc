@@ -71,13 +71,13 @@ struct BundleFiles {
   std::string error;
 };
 
-BundleFiles ReadBundleFiles(const state::ModelVersionRecord& v) {
+BundleFiles ReadBundleFiles(storage::ArtifactStore& lake, const state::ModelVersionRecord& v) {
   BundleFiles b;
   if (v.artifact_uri.empty()) {
     b.error = "the version has no artifact URI (its registration did not finish)";
     return b;
   }
-  absl::StatusOr<std::string> dir = pipeline::model_steps::LocalFolder(v.artifact_uri);
+  absl::StatusOr<std::string> dir = pipeline::model_steps::ArtifactFolder(lake, v.artifact_uri);
   if (!dir.ok()) {
     b.error = std::string(dir.status().message());
     return b;
@@ -298,7 +298,7 @@ int ModelShowMain(const GlobalOptions& g, const std::string& ref, bool as_json) 
   const std::vector<std::string> mine = AliasesOf(*aliases, v->version);
   const json metadata = ObjectOf(v->metadata_json);
   const json metrics = ObjectOf(v->metrics_json);
-  const BundleFiles bundle = ReadBundleFiles(*v);
+  const BundleFiles bundle = ReadBundleFiles(*project->lake, *v);
 
   if (as_json) {
     json out = {{"model", v->model},

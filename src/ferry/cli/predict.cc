@@ -108,7 +108,8 @@ absl::Status Predict(const GlobalOptions& g, const PredictOptions& o) {
   if (!PathExists(o.input)) {
     return absl::NotFoundError(fmt::format("no such input file: {}", o.input));
   }
-  FERRY_ASSIGN_OR_RETURN(std::string dir, pipeline::model_steps::LocalFolder(v.artifact_uri));
+  FERRY_ASSIGN_OR_RETURN(std::string dir,
+                         pipeline::model_steps::ArtifactFolder(*project.lake, v.artifact_uri));
   absl::StatusOr<model::Bundle> loaded = model::LoadBundle(dir);
   if (!loaded.ok()) {
     return absl::Status(loaded.status().code(),

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 
 #include "absl/time/clock.h"
@@ -85,6 +86,18 @@ std::string CheckProjectFile(const config::StepSpec& step, const config::Project
     return "";
   }
   return abs;
+}
+
+absl::Status LinkOrCopy(const std::string& from, const std::string& to, const std::string& name) {
+  const std::string src = from + "/" + name;
+  const std::string dst = to + "/" + name;
+  ::unlink(dst.c_str());
+  if (::link(src.c_str(), dst.c_str()) == 0) return absl::OkStatus();
+  if (errno != EXDEV && errno != EPERM) {
+    return ErrnoError(fmt::format("cannot link {} to", dst), src);
+  }
+  FERRY_ASSIGN_OR_RETURN(std::string bytes, ReadFile(src));
+  return WriteFileAtomic(dst, bytes, false);
 }
 
 void CheckOneStep(const config::StepSpec& step, config::Diagnostics* diags) {

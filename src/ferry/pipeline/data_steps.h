@@ -35,6 +35,10 @@ config::SourceLoc FieldLoc(const config::StepSpec& step, const std::string& key)
 // A kind whose value names one upstream step (`validate: extract`), not a list: else an error.
 void CheckOneStep(const config::StepSpec& step, config::Diagnostics* diags);
 
+// Hard links `name` (a relative path) from folder `from` into folder `to`, replacing what is
+// there; copies when a link is not possible (another file system).
+absl::Status LinkOrCopy(const std::string& from, const std::string& to, const std::string& name);
+
 // The optional `dataset:` field: a valid name, else an error.
 void CheckDatasetName(const config::StepSpec& step, config::Diagnostics* diags);
 

@@ -158,8 +158,9 @@ class EvaluateStep final : public StepKind {
     FERRY_ASSIGN_OR_RETURN(std::vector<model::Gate> gates,
                            model::ParseGates(fields.value("gates", json(nullptr))));
     std::vector<model::GateResult> results;
-    std::unique_ptr<state::StateStore> store;
-    FERRY_ASSIGN_OR_RETURN(store, model_steps::OpenStore(ctx));
+    FERRY_ASSIGN_OR_RETURN(std::unique_ptr<state::StateStore> store, model_steps::OpenStore(ctx));
+    FERRY_ASSIGN_OR_RETURN(std::unique_ptr<storage::ArtifactStore> lake,
+                           storage::OpenArtifactStore(ctx.lake_uri));
     const std::string model_name = fields.value("model", "");
 
     // The champion's metrics on these rows (its recorded ones when it cannot run here).
@@ -170,7 +171,8 @@ class EvaluateStep final : public StepKind {
           state::ResolveModelRef(*store, model_name + ":champion");
       if (champ.ok()) {
         std::string label = fmt::format("{}:{}", champ->model, champ->version);
-        FERRY_ASSIGN_OR_RETURN(std::string dir, model_steps::LocalFolder(champ->artifact_uri));
+        FERRY_ASSIGN_OR_RETURN(std::string dir,
+                               model_steps::ArtifactFolder(*lake, champ->artifact_uri));
         absl::StatusOr<model::Bundle> cb = model::LoadBundle(dir);
         std::string why;
         std::optional<data::Table> crows;
@@ -218,11 +220,11 @@ class EvaluateStep final : public StepKind {
           break;
         }
         case model::Gate::Kind::kWeightShift:
-          results.push_back(WeightShiftGate(g, *store, model_name, meta));
+          results.push_back(WeightShiftGate(g, *store, *lake, model_name, meta));
           break;
         case model::Gate::Kind::kReproducible:
           if (!g.enabled) break;
-          results.push_back(Reproducible(g, ctx, bundle, rows, offline, scratch));
+          results.push_back(Reproducible(g, ctx, *lake, bundle, rows, offline, scratch));
           break;
         case model::Gate::Kind::kServingParity:
           if (!g.enabled) break;
@@ -286,6 +288,7 @@ class EvaluateStep final : public StepKind {
  private:
   // This model's weights against the newest usable version of `model_name` of the same type.
   static model::GateResult WeightShiftGate(const model::Gate& g, state::StateStore& store,
+                                           storage::ArtifactStore& lake,
                                            const std::string& model_name, const json& meta) {
     if (!meta.contains("weights")) {
       return model::Unmeasured(g,
@@ -300,7 +303,7 @@ class EvaluateStep final : public StepKind {
     if (versions.ok()) {
       for (auto it = versions->rbegin(); it != versions->rend(); ++it) {
         if (!state::IsUsableModelState(it->state)) continue;
-        absl::StatusOr<std::string> dir = model_steps::LocalFolder(it->artifact_uri);
+        absl::StatusOr<std::string> dir = model_steps::ArtifactFolder(lake, it->artifact_uri);
         if (!dir.ok()) continue;
         absl::StatusOr<std::string> text = ReadFile(*dir + "/" + model::kBundleMeta);
         if (!text.ok()) continue;
@@ -324,18 +327,15 @@ class EvaluateStep final : public StepKind {
 
   // Refits with the same rows, hyperparameters and seed and compares predictions.
   static model::GateResult Reproducible(const model::Gate& g, const TaskContext& ctx,
-                                        const model::Bundle& bundle, const data::Table& rows,
-                                        const model::Predictions& offline,
+                                        storage::ArtifactStore& lake, const model::Bundle& bundle,
+                                        const data::Table& rows, const model::Predictions& offline,
                                         const std::string& scratch) {
     const json& meta = bundle.meta;
     const json& ds = meta.value("dataset", json::object());
-    absl::StatusOr<std::unique_ptr<storage::ArtifactStore>> lake =
-        storage::OpenArtifactStore(ctx.lake_uri);
-    if (!lake.ok()) return model::Unmeasured(g, std::string(lake.status().message()));
     absl::StatusOr<storage::DatasetVersionInfo> v = storage::ResolveDataset(
-        **lake, fmt::format("{}@{}", ds.value("name", ""), ds.value("version", "")));
+        lake, fmt::format("{}@{}", ds.value("name", ""), ds.value("version", "")));
     if (!v.ok()) return model::Unmeasured(g, std::string(v.status().message()));
-    absl::StatusOr<std::string> dir = data_steps::DatasetDir(**lake, *v);
+    absl::StatusOr<std::string> dir = data_steps::DatasetDir(lake, *v);
     if (!dir.ok()) return model::Unmeasured(g, std::string(dir.status().message()));
     const std::string part = ds.value("part", "");
     model::Predictions again;

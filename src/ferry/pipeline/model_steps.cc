@@ -31,33 +31,22 @@ absl::Status LinkTree(const std::string& from, const std::string& to) {
   FERRY_ASSIGN_OR_RETURN(std::vector<std::string> files, ListFilesRecursive(from));
   FERRY_RETURN_IF_ERROR(MakeDirs(to));
   for (const std::string& f : files) {
-    const std::string src = from + "/" + f;
-    const std::string dst = to + "/" + f;
     if (size_t slash = f.rfind('/'); slash != std::string::npos) {
       FERRY_RETURN_IF_ERROR(MakeDirs(to + "/" + f.substr(0, slash)));
     }
-    ::unlink(dst.c_str());
-    if (::link(src.c_str(), dst.c_str()) == 0) continue;
-    if (errno != EXDEV && errno != EPERM) {
-      return ErrnoError(fmt::format("cannot link {} to", dst), src);
-    }
-    FERRY_ASSIGN_OR_RETURN(std::string bytes, ReadFile(src));
-    FERRY_RETURN_IF_ERROR(WriteFileAtomic(dst, bytes, false));
+    FERRY_RETURN_IF_ERROR(data_steps::LinkOrCopy(from, to, f));
   }
   return absl::OkStatus();
 }
 
-std::string FolderUri(const TaskContext&, const std::string& dir) { return "file://" + dir; }
-
-absl::StatusOr<std::string> LocalFolder(const std::string& uri) {
-  constexpr std::string_view kFile = "file://";
-  if (uri.rfind(kFile, 0) != 0) {
-    return absl::UnimplementedError(
-        fmt::format("model artifact {} is not in a local lake; only file:// lakes are "
-                    "supported by this build",
-                    uri));
-  }
-  return uri.substr(kFile.size());
+absl::StatusOr<std::string> ArtifactFolder(storage::ArtifactStore& lake, const std::string& uri) {
+  absl::StatusOr<std::string> key = storage::KeyOf(lake, uri);
+  if (key.ok()) return lake.LocalPath(*key);
+  // A version registered through another lake root (a copied or moved project): an absolute
+  // file:// URI is still a readable folder here.
+  constexpr std::string_view kFile = "file:///";
+  if (uri.rfind(kFile, 0) == 0) return uri.substr(kFile.size() - 1);
+  return key.status();
 }
 
 void CheckModelField(const config::StepSpec& step, config::Diagnostics* diags) {
@@ -229,12 +218,14 @@ absl::StatusOr<model::Predictions> PythonPredict(const json& meta, const std::st
         "`{} predict` wrote no {{\"predictions\": [...]}} document (docs/python-models.md)",
         command));
   }
-  const std::string task = meta.value("task", "binary");
-  model::Task t = task == "regression"   ? model::Task::kRegression
-                  : task == "multiclass" ? model::Task::kMulticlass
-                                         : model::Task::kBinary;
+  const std::string task = meta.value("task", "");
+  std::optional<model::Task> t = model::ParseTaskName(task);
+  if (!t) {
+    return absl::InvalidArgumentError(fmt::format(
+        "the model's model.json has task '{}', not binary, multiclass or regression", task));
+  }
   FERRY_ASSIGN_OR_RETURN(model::Predictions p,
-                         PredictionsFromJson(doc["predictions"], t,
+                         PredictionsFromJson(doc["predictions"], *t,
                                              meta.value("classes", std::vector<std::string>{})));
   if (expected_rows > 0 && p.rows != expected_rows) {
     return absl::InvalidArgumentError(fmt::format(

@@ -16,6 +16,7 @@
 #include "ferry/model/model.h"
 #include "ferry/pipeline/step_kind.h"
 #include "ferry/state/state_store.h"
+#include "ferry/storage/artifact_store.h"
 #include "nlohmann/json.hpp"
 
 namespace ferry::pipeline::model_steps {
@@ -27,10 +28,9 @@ absl::StatusOr<std::unique_ptr<state::StateStore>> OpenStore(const TaskContext& 
 // is not possible (another file system).
 absl::Status LinkTree(const std::string& from, const std::string& to);
 
-// The lake URI of a local folder inside the task's lake ("file:///..." for a local lake).
-std::string FolderUri(const TaskContext& ctx, const std::string& dir);
-// The local folder of an artifact URI of a local lake ("file:///abs" -> "/abs").
-absl::StatusOr<std::string> LocalFolder(const std::string& uri);
+// The local folder of an artifact URI of `lake` (a registered version's artifact_uri); an
+// absolute file:// URI of another lake root (a copied project) is read where it is.
+absl::StatusOr<std::string> ArtifactFolder(storage::ArtifactStore& lake, const std::string& uri);
 
 // Checks a train step's `model:` map: either `type:` (a built-in) or `command:` (a Python model),
 // `target:`, optional `hyperparameters:` (a map). Adds one error per problem.

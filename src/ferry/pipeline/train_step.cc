@@ -25,6 +25,8 @@
 #include "ferry/pipeline/model_steps.h"
 #include "ferry/pipeline/resolve.h"
 #include "ferry/pipeline/step_kind.h"
+#include "ferry/storage/artifact_store.h"
+#include "ferry/storage/layout.h"
 #include "fmt/format.h"
 
 namespace ferry::pipeline {
@@ -196,7 +198,11 @@ class TrainStep final : public StepKind {
     e.dataset = dataset;
     e.dataset_version = manifest.value("version", "");
     e.code_hash = meta["code_hash"];
-    e.artifact_uri = model_steps::FolderUri(ctx, out);
+    FERRY_ASSIGN_OR_RETURN(std::unique_ptr<storage::ArtifactStore> lake,
+                           storage::OpenArtifactStore(ctx.lake_uri));
+    FERRY_ASSIGN_OR_RETURN(std::string task_key,
+                           storage::layout::TaskDir(ctx.pipeline, ctx.run_id, ctx.task));
+    e.artifact_uri = lake->Uri(task_key + "/output/data");
     e.duration_seconds = seconds;
     FERRY_ASSIGN_OR_RETURN(state::ExperimentRecord rec, store->RecordExperiment(e));
     meta["experiment"] = {{"id", rec.id}, {"name", rec.name}};

@@ -24,18 +24,6 @@
 namespace ferry::pipeline {
 namespace {
 
-// Hard links `name` from `from` into `to` (a copy when they are on different file systems).
-absl::Status LinkOrCopy(const std::string& from, const std::string& to, const std::string& name) {
-  std::string src = from + "/" + name;
-  std::string dst = to + "/" + name;
-  ::unlink(dst.c_str());
-  if (::link(src.c_str(), dst.c_str()) == 0) return absl::OkStatus();
-  if (errno != EXDEV && errno != EPERM)
-    return ErrnoError(fmt::format("cannot link {} to", dst), src);
-  FERRY_ASSIGN_OR_RETURN(std::string bytes, ReadFile(src));
-  return WriteFileAtomic(dst, bytes, false);
-}
-
 class ValidateStep final : public StepKind {
  public:
   std::string name() const override { return "validate"; }
@@ -83,9 +71,9 @@ class ValidateStep final : public StepKind {
     const std::string out = ctx.workdir + "/output/data";
     FERRY_RETURN_IF_ERROR(MakeDirs(out));
     for (const nlohmann::json& f : manifest["files"]) {
-      FERRY_RETURN_IF_ERROR(LinkOrCopy(in, out, f["path"].get<std::string>()));
+      FERRY_RETURN_IF_ERROR(data_steps::LinkOrCopy(in, out, f["path"].get<std::string>()));
     }
-    FERRY_RETURN_IF_ERROR(LinkOrCopy(in, out, "manifest.json"));
+    FERRY_RETURN_IF_ERROR(data_steps::LinkOrCopy(in, out, "manifest.json"));
     FERRY_RETURN_IF_ERROR(WriteFileAtomic(out + "/report.json", report.ToJson().dump(2), false));
     std::string text = report.ToText();
     FERRY_RETURN_IF_ERROR(WriteFileAtomic(out + "/report.txt", text, false));

@@ -83,4 +83,15 @@ absl::StatusOr<std::unique_ptr<ArtifactStore>> OpenArtifactStore(const std::stri
                   uri));
 }
 
+absl::StatusOr<std::string> KeyOf(const ArtifactStore& lake, std::string_view uri) {
+  const std::string root = lake.root_uri() + "/";
+  if (uri.substr(0, root.size()) != root) {
+    return absl::InvalidArgumentError(
+        fmt::format("{} is not in the lake {} (the project's `lake:`); was it written by another "
+                    "project?",
+                    uri, lake.root_uri()));
+  }
+  return NormalizeKey(uri.substr(root.size()));
+}
+
 }  // namespace ferry::storage

@@ -77,6 +77,10 @@ class ArtifactStore {
 // Picks the backend by scheme: "file://" (local). Other schemes: Unimplemented naming the option.
 absl::StatusOr<std::unique_ptr<ArtifactStore>> OpenArtifactStore(const std::string& uri);
 
+// The key of `uri` in `lake`: the inverse of ArtifactStore::Uri. InvalidArgument when `uri` is not
+// under the lake's root (another lake, or not a URI of this backend).
+absl::StatusOr<std::string> KeyOf(const ArtifactStore& lake, std::string_view uri);
+
 // Normalises a key: strips "./", collapses "//", rejects "", absolute paths, "..", NUL, and
 // backslashes with InvalidArgument naming the key.
 absl::StatusOr<std::string> NormalizeKey(std::string_view key);
