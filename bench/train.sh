@@ -81,7 +81,7 @@ trap 'exit 143' TERM
 mkdir -p "$work/timings" "$work/logs" "$work/bin"
 # Private copies: a rebuild or an edit during the bench cannot mix two versions in one table.
 cp "$TRAIN_BENCH" "$work/bin/train_bench"
-cp "$here/train_sklearn.py" "$here/train_xgboost.py" "$work/bin/"
+cp "$here/train_common.py" "$here/train_sklearn.py" "$here/train_xgboost.py" "$work/bin/"
 bench_src=$TRAIN_BENCH
 bench_built=$(date -u -r "$bench_src" +%Y-%m-%dT%H:%M:%SZ)
 ferry_commit=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)

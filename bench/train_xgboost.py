@@ -2,79 +2,27 @@
 
     python3 bench/train_xgboost.py data.csv [--target y] [--test-column is_test]
 
-Reads the CSV with pandas.read_csv, splits it into train and test rows, fits
 xgboost.XGBClassifier(n_estimators=100, max_depth=6, tree_method="hist", learning_rate=0.3,
-random_state=7) with every core (XGBoost's default), predicts the test rows and scores them with
-scikit-learn's roc_auc_score and log_loss. The test rows are those whose --test-column (default
-"is_test", an integer 0/1 column the bench writes into the CSV so that ferry and this script score
-the same rows) is non-zero; that column is dropped before fitting. A file without it is split by
-train_test_split(test_size=0.2, random_state=7) instead. Prints one JSON line, the keys of
-`train_bench` (src/ferry/model/train_bench.cc) plus import_seconds:
-  {"model": "python_xgboost", "rows": ..., "read_seconds": ..., "fit_seconds": ...,
-   "predict_seconds": ..., "total_seconds": ..., "auc": ..., "log_loss": ...}
-Seconds by time.perf_counter; total from the start of this script, imports included.
+random_state=7) with every core (XGBoost's default); reading, splitting, scoring and the JSON
+line are bench/train_common.py's.
 """
 
 import time
 
 T0 = time.perf_counter()
 
-import argparse  # noqa: E402
-import json  # noqa: E402
 import sys  # noqa: E402
 
-import pandas as pd  # noqa: E402
 import xgboost  # noqa: E402
-from sklearn.metrics import log_loss, roc_auc_score  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
+
+from train_common import run  # noqa: E402
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("csv")
-    parser.add_argument("--target", default="y")
-    parser.add_argument("--test-column", default="is_test")
-    args = parser.parse_args()
-
-    t1 = time.perf_counter()
-    df = pd.read_csv(args.csv)
-    t2 = time.perf_counter()
-    if args.target not in df.columns:
-        print(f"train_xgboost.py: {args.csv} has no target column '{args.target}'", file=sys.stderr)
-        return 2
-    if args.test_column in df.columns:
-        is_test = df.pop(args.test_column).to_numpy() != 0
-        train, test = df[~is_test], df[is_test]
-    else:
-        train, test = train_test_split(df, test_size=0.2, random_state=7)
-    x_train, y_train = train.drop(columns=[args.target]), train[args.target]
-    x_test, y_test = test.drop(columns=[args.target]), test[args.target]
-    t3 = time.perf_counter()
+def fit(x, y):
     model = xgboost.XGBClassifier(n_estimators=100, max_depth=6, tree_method="hist",
                                   learning_rate=0.3, random_state=7)
-    model.fit(x_train, y_train)
-    t4 = time.perf_counter()
-    p = model.predict_proba(x_test)[:, 1]
-    t5 = time.perf_counter()
-    auc, loss = roc_auc_score(y_test, p), log_loss(y_test, p)
-    t6 = time.perf_counter()
-    print(json.dumps({
-        "model": "python_xgboost",
-        "rows": len(df),
-        "train_rows": len(train),
-        "test_rows": len(test),
-        "import_seconds": t1 - T0,
-        "read_seconds": t2 - t1,
-        "split_seconds": t3 - t2,
-        "fit_seconds": t4 - t3,
-        "predict_seconds": t5 - t4,
-        "metrics_seconds": t6 - t5,
-        "total_seconds": t6 - T0,
-        "auc": float(auc),
-        "log_loss": float(loss),
-    }))
-    return 0
+    return model.fit(x, y)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run("python_xgboost", fit, T0))
