@@ -69,14 +69,6 @@ std::string ColumnHint(std::string_view name, const Table& t) {
   return fmt::format("; the columns at this step are: {}", JoinNames(names));
 }
 
-json Schema(const Table& t) {
-  json out = json::array();
-  for (const Column& c : t.columns()) {
-    out.push_back({{"name", c.name()}, {"type", std::string(TypeName(c.type()))}});
-  }
-  return out;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Filter expressions.
 
@@ -1363,7 +1355,7 @@ absl::StatusOr<std::vector<TransformOp>> ParseOps(const nlohmann::json& ops) {
 
 absl::StatusOr<TransformResult> FitTransform(const std::vector<TransformOp>& ops, Table input) {
   TransformResult result;
-  result.state = {{"version", 1}, {"input_columns", Schema(input)}, {"ops", json::array()}};
+  result.state = {{"version", 1}, {"input_columns", TableSchema(input)}, {"ops", json::array()}};
   result.train_input_rows.resize(input.num_rows());
   for (size_t r = 0; r < input.num_rows(); ++r) result.train_input_rows[r] = r;
   result.train = std::move(input);
@@ -1389,7 +1381,7 @@ absl::StatusOr<TransformResult> FitTransform(const std::vector<TransformOp>& ops
     }
     result.state["ops"].push_back(std::move(entry));
   }
-  result.state["output_columns"] = Schema(result.train);
+  result.state["output_columns"] = TableSchema(result.train);
   return result;
 }
 
@@ -1475,6 +1467,14 @@ absl::StatusOr<Table> ApplyTransform(const nlohmann::json& state, Table input,
     return absl::InvalidArgumentError(
         fmt::format("the fitted transform state is malformed ({}); refit the transform", e.what()));
   }
+}
+
+json TableSchema(const Table& t) {
+  json out = json::array();
+  for (const Column& c : t.columns()) {
+    out.push_back({{"name", c.name()}, {"type", std::string(TypeName(c.type()))}});
+  }
+  return out;
 }
 
 }  // namespace ferry::data

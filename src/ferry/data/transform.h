@@ -75,6 +75,10 @@ struct TransformOp {
   std::string stratify;                      // split: "" = not stratified
 };
 
+// [{"name": ..., "type": ...}] of every column of `t`, in order: the schema form of the fitted
+// state's input_columns / output_columns, dataset manifests and model bundles.
+nlohmann::json TableSchema(const Table& t);
+
 // Parses and checks `ops` (a JSON array of one-key objects). InvalidArgument lists every problem
 // found, one a line, each naming the op as "ops[2] (one_hot): ..." with how to fix it. Checks
 // that need the data (column names and types) happen in FitTransform.

@@ -14,14 +14,6 @@ namespace ferry::model {
 
 using json = nlohmann::json;
 
-json SchemaOf(const data::Table& table) {
-  json out = json::array();
-  for (const data::Column& c : table.columns()) {
-    out.push_back({{"name", c.name()}, {"type", std::string(data::TypeName(c.type()))}});
-  }
-  return out;
-}
-
 json BundleMeta(const Model& model, const data::Table& train, const std::string& target,
                 const json& transform_state) {
   json features = json::array();

@@ -79,7 +79,4 @@ absl::StatusOr<nlohmann::json> ScoreInstances(const Bundle& bundle, const nlohma
 // booleans, timestamps as ISO 8601 text, nulls as null), for building requests.
 nlohmann::json TableToInstances(const data::Table& table);
 
-// {"name", "type"} of every column of `table`, in order.
-nlohmann::json SchemaOf(const data::Table& table);
-
 }  // namespace ferry::model

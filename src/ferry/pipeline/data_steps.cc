@@ -14,6 +14,7 @@
 #include "ferry/common/status.h"
 #include "ferry/data/csv.h"
 #include "ferry/data/profile.h"
+#include "ferry/data/transform.h"
 #include "ferry/storage/artifact_store.h"
 #include "ferry/storage/datasets.h"
 #include "fmt/format.h"
@@ -26,14 +27,6 @@ std::string DataFile(const std::string& part) {
 }
 std::string ProfileFile(const std::string& part) {
   return part == "data" ? "profile.json" : part + ".profile.json";
-}
-
-nlohmann::json Schema(const data::Table& t) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const data::Column& c : t.columns()) {
-    out.push_back({{"name", c.name()}, {"type", std::string(data::TypeName(c.type()))}});
-  }
-  return out;
 }
 
 std::string Trim(std::string s) {
@@ -164,7 +157,8 @@ absl::StatusOr<nlohmann::json> WriteAndPublishDataset(
   manifest["created_at"] =
       absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(), absl::UTCTimeZone());
   manifest["rows"] = rows;
-  manifest["columns"] = parts.empty() ? nlohmann::json::array() : Schema(*parts.front().second);
+  manifest["columns"] =
+      parts.empty() ? nlohmann::json::array() : data::TableSchema(*parts.front().second);
   manifest["content_sha256"] =
       parts.size() == 1 ? part_json[parts.front().first]["content_sha256"].get<std::string>()
                         : content.HexDigest();

@@ -19,6 +19,7 @@
 #include "ferry/common/fs.h"
 #include "ferry/common/hash.h"
 #include "ferry/common/status.h"
+#include "ferry/data/transform.h"
 #include "ferry/model/bundle.h"
 #include "ferry/model/model.h"
 #include "ferry/pipeline/data_steps.h"
@@ -131,7 +132,7 @@ class TrainStep final : public StepKind {
           command, {"train"}, ctx.project_dir,
           {{"SM_HPS", model_steps::PythonHyperparameters(ctx.params, hps)}}));
       json features = json::array();
-      for (const json& c : model::SchemaOf(table)) {
+      for (const json& c : data::TableSchema(table)) {
         if (c["name"] != target) features.push_back(c);
       }
       json input_schema = features;
