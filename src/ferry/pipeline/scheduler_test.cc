@@ -436,7 +436,10 @@ TEST_P(CrashAtEveryWriteTest, ResumeCompletesWithoutRerunningWhatSucceeded) {
   // two slots, b and c may end in one batch.
   EXPECT_GE(clean_writes, max_parallel == 1 ? 9 : 8) << clean_writes;
   EXPECT_LE(clean_writes, 14) << clean_writes;
-  EXPECT_EQ(last_k, clean_writes);  // and every smaller budget crashed
+  // Every smaller budget crashed (checked in the loop). The clean run may need fewer writes than
+  // its budget: how many tasks end in one batch, and which get a pid recorded, depends on timing,
+  // so the run at budget k-1 may have needed k writes and this one fewer.
+  EXPECT_LE(clean_writes, last_k);
 }
 
 INSTANTIATE_TEST_SUITE_P(MaxParallel, CrashAtEveryWriteTest, ::testing::Values(1, 2),
