@@ -34,6 +34,19 @@ constexpr std::string_view kModelVersionDiagram =
     registered, validated, archived, rejected ──> tombstoned   (deleted; a staged or
     production version is archived first: it may be serving traffic))";
 
+constexpr std::string_view kEndpointDiagram =
+    R"(    creating ──> in_service ──> updating ──> in_service      (a deployment promoted)
+       │             │  ^          │  └──> rolling_back ──> in_service   (previous config back)
+       └──> failed   │  └──────────┘            ^
+             │       └──────────────────────────┘   (`ferry rollback` after a promotion)
+             └──> updating                          (a new deployment repairs it)
+    in_service, failed ──> deleting ──> deleted)";
+
+constexpr std::string_view kDeploymentDiagram = R"(    pending ──> baking ──> promoted
+       │          ├──> rolled_back   (a threshold crossed, or `ferry rollback`)
+       │          └──> failed        (the new variant never became ready)
+       └──> failed, rolled_back)";
+
 }  // namespace
 
 const KindTable& PipelineRunKind() {
@@ -115,9 +128,51 @@ const KindTable& ModelVersionKind() {
   return *table;
 }
 
+const KindTable& EndpointKind() {
+  using namespace endpoint_state;
+  static const KindTable* table = new KindTable{
+      "Endpoint",
+      {kCreating, kInService, kUpdating, kRollingBack, kFailed, kDeleting, kDeleted},
+      {kDeleted},
+      {
+          {kCreating, kInService, "its first deployment was promoted"},
+          {kCreating, kFailed, "its first deployment failed"},
+          {kInService, kUpdating, "a deployment started changing its variants"},
+          {kUpdating, kInService, "the deployment was promoted, or failed before any switch"},
+          {kUpdating, kRollingBack, "the canary crossed a threshold, or `ferry rollback`"},
+          {kInService, kRollingBack, "`ferry rollback`: the config before the last promotion"},
+          {kRollingBack, kInService, "the previous variants serve again"},
+          {kFailed, kUpdating, "a new deployment repairs it"},
+          {kInService, kDeleting, "`ferry endpoint delete`"},
+          {kFailed, kDeleting, "`ferry endpoint delete`"},
+          {kDeleting, kDeleted, "serving processes have stopped"},
+      },
+      kEndpointDiagram};
+  return *table;
+}
+
+const KindTable& DeploymentKind() {
+  using namespace deployment_state;
+  static const KindTable* table = new KindTable{
+      "Deployment",
+      {kPending, kBaking, kPromoted, kRolledBack, kFailed},
+      {kPromoted, kRolledBack, kFailed},
+      {
+          {kPending, kBaking, "the new variant is in the endpoint's config (weight, shadow)"},
+          {kPending, kFailed, "the model cannot be loaded or the endpoint cannot change"},
+          {kPending, kRolledBack, "`ferry rollback` before it started"},
+          {kBaking, kPromoted, "ready (blue-green), or the bake time passed under the thresholds"},
+          {kBaking, kRolledBack, "a rollback threshold was crossed, or `ferry rollback`"},
+          {kBaking, kFailed, "the new variant never became ready"},
+      },
+      kDeploymentDiagram};
+  return *table;
+}
+
 const std::vector<const KindTable*>& AllKinds() {
   static const auto* all =
-      new std::vector<const KindTable*>{&PipelineRunKind(), &TaskRunKind(), &ModelVersionKind()};
+      new std::vector<const KindTable*>{&PipelineRunKind(), &TaskRunKind(), &ModelVersionKind(),
+                                        &EndpointKind(),    &DeploymentKind()};
   return *all;
 }
 

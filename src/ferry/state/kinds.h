@@ -36,6 +36,22 @@
 //
 //     registered, validated, archived, rejected ──> tombstoned   (deleted; a staged or
 //     production version is archived first: it may be serving traffic)
+//
+// Endpoint (one named real-time endpoint; its config lists the variants `ferry serve` hosts)
+//
+//     creating ──> in_service ──> updating ──> in_service      (a deployment promoted)
+//        │             │  ^          │  └──> rolling_back ──> in_service   (previous config back)
+//        └──> failed   │  └──────────┘            ^
+//              │       └──────────────────────────┘   (`ferry rollback` after a promotion)
+//              └──> updating                          (a new deployment repairs it)
+//     in_service, failed ──> deleting ──> deleted
+//
+// Deployment (one change of an endpoint's variants; at most one pending or baking per endpoint)
+//
+//     pending ──> baking ──> promoted
+//        │          ├──> rolled_back   (a threshold crossed, or `ferry rollback`)
+//        │          └──> failed        (the new variant never became ready)
+//        └──> failed, rolled_back
 
 #include <string>
 #include <string_view>
@@ -89,9 +105,29 @@ inline constexpr std::string_view kRejected = "rejected";
 inline constexpr std::string_view kTombstoned = "tombstoned";
 }  // namespace model_state
 
+namespace endpoint_state {
+inline constexpr std::string_view kCreating = "creating";
+inline constexpr std::string_view kInService = "in_service";
+inline constexpr std::string_view kUpdating = "updating";
+inline constexpr std::string_view kRollingBack = "rolling_back";
+inline constexpr std::string_view kFailed = "failed";
+inline constexpr std::string_view kDeleting = "deleting";
+inline constexpr std::string_view kDeleted = "deleted";
+}  // namespace endpoint_state
+
+namespace deployment_state {
+inline constexpr std::string_view kPending = "pending";
+inline constexpr std::string_view kBaking = "baking";
+inline constexpr std::string_view kPromoted = "promoted";
+inline constexpr std::string_view kRolledBack = "rolled_back";
+inline constexpr std::string_view kFailed = "failed";
+}  // namespace deployment_state
+
 const KindTable& PipelineRunKind();
 const KindTable& TaskRunKind();
 const KindTable& ModelVersionKind();
+const KindTable& EndpointKind();
+const KindTable& DeploymentKind();
 const std::vector<const KindTable*>& AllKinds();
 
 // Case-insensitive lookup by name ("pipelinerun", "PipelineRun", "task_run" all work); null if

@@ -42,6 +42,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "ferry/common/clock.h"
 
 namespace ferry::state {
 
@@ -262,6 +263,118 @@ struct ExperimentFilter {
   int limit = 0;           // 0 = no limit; newest first
 };
 
+
+// --- Serving: endpoints, their deployments, the stats serving processes publish, API keys ---
+
+// A named real-time endpoint. `config_json` is what `ferry serve --endpoint <name>` hosts
+// (docs/serving.md):
+//   {"variants": [{"name": "blue", "model": "churn", "version": 7, "weight": 100,
+//                  "mode": "live"}],          // mode live|shadow; live weights sum to 100
+//    "echo_inputs": false, "log_sampling": 1.0, "auth": false, "sticky_header": ""}
+// "{}" (no variants) while creating. Serving processes watch `version` and reload on a change.
+struct EndpointRecord {
+  std::string name;  // CheckModelName's rules
+  std::string state;
+  int64_t version = 0;  // compare-and-set counter: 1 at creation, +1 per transition
+  std::string config_json;
+  absl::Time created_at = absl::InfinitePast();
+  absl::Time updated_at = absl::InfinitePast();
+  std::string message;
+};
+
+struct NewEndpoint {
+  std::string name;
+  std::string config_json = "{}";
+  std::string actor;
+};
+
+struct EndpointTransition {
+  std::string name;
+  std::string_view from;
+  std::string_view to;
+  int64_t expected_version = 0;
+  std::string reason;
+  std::string actor;
+  // Written in the same transaction, when set.
+  std::optional<std::string> config_json;
+  std::optional<std::string> message;
+};
+
+// One change of an endpoint's variants (DeploymentKind()).
+struct DeploymentRecord {
+  std::string id;  // "d20261127-121700-3f9a1c" (NewDeploymentId)
+  std::string endpoint;
+  std::string state;
+  int64_t version = 0;
+  std::string strategy;  // "blue_green", "canary", "shadow", "rollback"
+  // What was asked: {"model": "churn", "version": 8, "weight": 10, "bake_seconds": 600,
+  // "rollback_on": [{"metric": "error_rate", "op": ">", "value": 0.01}], "min_requests": 0,
+  // "ready_timeout_seconds": 60}
+  std::string spec_json;
+  std::string from_config_json;  // the endpoint's config when the deployment was created
+  std::string to_config_json;    // the config it leaves when promoted ("" until known)
+  std::string idempotency_key;   // empty when none
+  absl::Time created_at = absl::InfinitePast();
+  absl::Time baking_since = absl::InfinitePast();  // when it entered baking
+  absl::Time finished_at = absl::InfinitePast();
+  std::string message;  // why it was promoted, rolled back or failed: the measured values
+  std::string actor;    // who created it
+};
+
+struct NewDeployment {
+  std::string id;
+  std::string endpoint;
+  std::string strategy;
+  std::string spec_json;
+  std::string from_config_json;
+  std::string idempotency_key;
+  std::string actor;
+};
+
+struct DeploymentTransition {
+  std::string id;
+  std::string_view from;
+  std::string_view to;
+  int64_t expected_version = 0;
+  std::string reason;
+  std::string actor;
+  // Written in the same transaction, when set. Entering baking sets baking_since (to `at`),
+  // entering a terminal state sets finished_at (to `at`).
+  std::optional<std::string> to_config_json;
+  std::optional<std::string> message;
+  absl::Time at = absl::InfinitePast();  // InfinitePast: the store's clock (absl::Now())
+};
+
+// What one serving process reports about one variant it hosts, replaced as a whole every few
+// seconds (counters are cumulative since that process loaded that model version as that
+// variant). The rollout reconciler reads these to decide readiness and canary health.
+struct VariantStatsRecord {
+  std::string endpoint;
+  std::string instance;  // the serving process: "pid@host:port"
+  std::string variant;
+  std::string model;
+  int64_t model_version = 0;
+  int64_t endpoint_version = 0;  // the endpoint config version the process runs
+  bool ready = false;            // loaded and answering
+  int64_t requests = 0;
+  int64_t errors = 0;  // 5xx answers (a model that failed); 4xx are the client's
+  // Latency histogram, cumulative counts per upper bound in milliseconds:
+  // {"bounds_ms": [0.1, 0.25, ...], "counts": [...]} (counts has one more entry: +Inf).
+  std::string latency_json;
+  absl::Time updated_at = absl::InfinitePast();
+};
+
+// An API key for serving (docs/serving.md). The secret is never stored: `hash` is the hex
+// SHA-256 of the full key text.
+struct ApiKeyRecord {
+  std::string id;    // the public part of the key, unique ("k3f9a1c2b")
+  std::string name;  // a label
+  std::string role;  // "invoke" or "admin"
+  std::string hash;
+  absl::Time created_at = absl::InfinitePast();
+  absl::Time revoked_at = absl::InfinitePast();  // InfinitePast: live
+};
+
 class StateStore {
  public:
   virtual ~StateStore() = default;
@@ -371,7 +484,56 @@ class StateStore {
                                             const std::string& metrics_json) = 0;
   // Records the registered version ("churn:7"). NotFound for an unknown id.
   virtual absl::Status SetExperimentModelVersion(int64_t id, const std::string& model_version) = 0;
+
+  // --- Endpoints and deployments ---
+
+  // Creates the endpoint in state creating, version 1, with a creation event. AlreadyExists when
+  // the name is taken (also by a deleted endpoint). InvalidArgument for a bad name or a
+  // config_json that is not a JSON object.
+  virtual absl::StatusOr<EndpointRecord> CreateEndpoint(const NewEndpoint& e) = 0;
+  // NotFound ("no endpoint churn; `ferry endpoints` lists them").
+  virtual absl::StatusOr<EndpointRecord> GetEndpoint(const std::string& name) = 0;
+  // By name.
+  virtual absl::StatusOr<std::vector<EndpointRecord>> ListEndpoints() = 0;
+  // Compare-and-set along EndpointKind(), as TransitionRun.
+  virtual absl::StatusOr<EndpointRecord> TransitionEndpoint(const EndpointTransition& t) = 0;
+
+  // Creates the deployment in state pending, version 1, with a creation event.
+  // FailedPrecondition when the endpoint already has a pending or baking deployment, naming it
+  // ("endpoint churn has deployment d... in flight (baking); wait for it or `ferry rollback
+  // churn`"): a unique index decides between concurrent callers, across processes. With an
+  // idempotency key already used for this endpoint, returns that deployment and writes nothing.
+  // NotFound for an unknown endpoint.
+  virtual absl::StatusOr<DeploymentRecord> CreateDeployment(const NewDeployment& d) = 0;
+  virtual absl::StatusOr<DeploymentRecord> GetDeployment(const std::string& id) = 0;
+  // Newest first; `endpoint` empty means all; limit 0 means no limit.
+  virtual absl::StatusOr<std::vector<DeploymentRecord>> ListDeployments(
+      const std::string& endpoint, int limit) = 0;
+  // Compare-and-set along DeploymentKind(), as TransitionRun.
+  virtual absl::StatusOr<DeploymentRecord> TransitionDeployment(const DeploymentTransition& t) = 0;
+
+  // Replaces the row of (endpoint, instance, variant). InvalidArgument for bad latency_json.
+  virtual absl::Status PutVariantStats(const VariantStatsRecord& s) = 0;
+  // Rows of an endpoint, by instance then variant.
+  virtual absl::StatusOr<std::vector<VariantStatsRecord>> ListVariantStats(
+      const std::string& endpoint) = 0;
+  // Removes every row of one instance (a serving process that stops cleanly).
+  virtual absl::Status DeleteVariantStats(const std::string& endpoint,
+                                          const std::string& instance) = 0;
+
+  // --- API keys ---
+
+  // AlreadyExists for a used id; InvalidArgument for a role other than invoke/admin or an
+  // empty hash.
+  virtual absl::StatusOr<ApiKeyRecord> CreateApiKey(const ApiKeyRecord& k) = 0;
+  // Every key, revoked ones included, by creation time.
+  virtual absl::StatusOr<std::vector<ApiKeyRecord>> ListApiKeys() = 0;
+  // Sets revoked_at. NotFound for an unknown id; revoking twice keeps the first time.
+  virtual absl::Status RevokeApiKey(const std::string& id) = 0;
 };
+
+// "d20261127-121700-3f9a1c": as NewRunId, with a "d".
+std::string NewDeploymentId(const Clock& clock);
 
 // InvalidArgument, saying what is allowed, unless `name` can name a model: IsValidName.
 absl::Status CheckModelName(std::string_view name);
