@@ -55,6 +55,10 @@ absl::Status CheckPipelineFile(const std::string& path);
 std::string SelfExe();
 
 void RegisterInitCommand(CLI::App& app, GlobalOptions& g, int& rc);
+void RegisterServeCommand(CLI::App& app, GlobalOptions& g, int& rc);
+void RegisterDeployCommand(CLI::App& app, GlobalOptions& g, int& rc);
+void RegisterEndpointsCommand(CLI::App& app, GlobalOptions& g, int& rc);
+void RegisterKeysCommand(CLI::App& app, GlobalOptions& g, int& rc);
 void RegisterValidateCommand(CLI::App& app, GlobalOptions& g, int& rc);
 void RegisterRunCommand(CLI::App& app, GlobalOptions& g, int& rc);
 void RegisterRunsCommand(CLI::App& app, GlobalOptions& g, int& rc);

@@ -30,6 +30,10 @@ int main(int argc, char** argv) {
   ferry::cli::RegisterModelsCommand(app, global, rc);
   ferry::cli::RegisterExperimentsCommand(app, global, rc);
   ferry::cli::RegisterPredictCommand(app, global, rc);
+  ferry::cli::RegisterDeployCommand(app, global, rc);
+  ferry::cli::RegisterServeCommand(app, global, rc);
+  ferry::cli::RegisterEndpointsCommand(app, global, rc);
+  ferry::cli::RegisterKeysCommand(app, global, rc);
   ferry::cli::RegisterTaskCommand(app, global, rc);
   try {
     app.parse(argc, argv);

@@ -1,0 +1,327 @@
+#include "ferry/serve/predictor.h"
+
+#include <charconv>
+#include <utility>
+
+#include "absl/strings/str_split.h"
+#include "fmt/format.h"
+#include "ferry/common/status.h"
+#include "ferry/model/bundle.h"
+#include "ferry/pipeline/model_steps.h"
+
+namespace ferry::serve {
+namespace {
+
+using nlohmann::json;
+
+class BundlePredictor final : public Predictor {
+ public:
+  explicit BundlePredictor(model::Bundle bundle)
+      : bundle_(std::move(bundle)), schema_(bundle_.meta.value("input_schema", json::array())) {}
+
+  absl::StatusOr<json> Predict(const json& rows) override {
+    FERRY_ASSIGN_OR_RETURN(data::Table raw, model::InstancesToTable(rows, schema_));
+    FERRY_ASSIGN_OR_RETURN(data::Table features,
+                           model::PrepareFeatures(bundle_.meta, std::move(raw)));
+    FERRY_ASSIGN_OR_RETURN(model::Predictions p, bundle_.model->Predict(features));
+    return model::PredictionsToJson(p);
+  }
+  bool Ready() const override { return true; }
+
+ private:
+  const model::Bundle bundle_;
+  const json schema_;
+};
+
+std::string InputNames(const std::vector<InputFeature>& inputs) {
+  std::string out;
+  for (const InputFeature& f : inputs) {
+    if (!out.empty()) out += ", ";
+    out += f.name;
+  }
+  return out;
+}
+
+// One request row (object or array) as an object keyed by exactly the model's inputs.
+absl::StatusOr<json> NormaliseRow(const json& row, const std::vector<InputFeature>& inputs,
+                                  const std::string& where) {
+  if (row.is_array()) {
+    if (row.size() != inputs.size()) {
+      return absl::InvalidArgumentError(
+          fmt::format("{}: expected {} values in the model's input order ({}), got {}", where,
+                      inputs.size(), InputNames(inputs), row.size()));
+    }
+    json out = json::object();
+    for (size_t i = 0; i < inputs.size(); ++i) out[inputs[i].name] = row[i];
+    return out;
+  }
+  if (!row.is_object()) {
+    return absl::InvalidArgumentError(fmt::format(
+        "{}: a row is an object keyed by feature name or an array in input order, got {}", where,
+        row.type_name()));
+  }
+  for (const auto& [key, value] : row.items()) {
+    bool known = false;
+    for (const InputFeature& f : inputs) known = known || f.name == key;
+    if (!known) {
+      return absl::InvalidArgumentError(fmt::format(
+          "{}: unknown feature '{}'; the model's inputs are {}", where, key, InputNames(inputs)));
+    }
+  }
+  for (const InputFeature& f : inputs) {
+    if (!row.contains(f.name)) {
+      return absl::InvalidArgumentError(fmt::format(
+          "{}: missing feature '{}' (send null for a missing value)", where, f.name));
+    }
+  }
+  return row;
+}
+
+absl::StatusOr<json> NormaliseRows(const json& rows, const std::vector<InputFeature>& inputs,
+                                   const std::string& field) {
+  if (rows.empty()) {
+    return absl::InvalidArgumentError(fmt::format("{}: empty batch: send at least one row", field));
+  }
+  json out = json::array();
+  for (size_t i = 0; i < rows.size(); ++i) {
+    FERRY_ASSIGN_OR_RETURN(json row,
+                           NormaliseRow(rows[i], inputs, fmt::format("{}[{}]", field, i)));
+    out.push_back(std::move(row));
+  }
+  return out;
+}
+
+json CsvValue(std::string_view text, const std::string& type) {
+  if (text.empty()) return nullptr;
+  if (type == "float64" || type == "int64") {
+    double d = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), d);
+    if (ec == std::errc() && end == text.data() + text.size()) {
+      if (type == "int64" && d == static_cast<double>(static_cast<int64_t>(d))) {
+        return static_cast<int64_t>(d);
+      }
+      return d;
+    }
+    return std::string(text);  // typed check names it when scoring
+  }
+  if (type == "bool") {
+    if (text == "true" || text == "1") return true;
+    if (text == "false" || text == "0") return false;
+  }
+  return std::string(text);
+}
+
+// A SAX handler that builds the document like json::parse but keeps the parser's message instead
+// of throwing it, so that a malformed body never raises an exception on the request path.
+class QuietDomParser {
+ public:
+  explicit QuietDomParser(json& out) : dom_(out, /*allow_exceptions_=*/false) {}
+  bool null() { return dom_.null(); }
+  bool boolean(bool v) { return dom_.boolean(v); }
+  bool number_integer(json::number_integer_t v) { return dom_.number_integer(v); }
+  bool number_unsigned(json::number_unsigned_t v) { return dom_.number_unsigned(v); }
+  bool number_float(json::number_float_t v, const std::string& s) {
+    return dom_.number_float(v, s);
+  }
+  bool string(std::string& v) { return dom_.string(v); }
+  bool binary(json::binary_t& v) { return dom_.binary(v); }
+  bool start_object(std::size_t n) { return dom_.start_object(n); }
+  bool key(std::string& k) { return dom_.key(k); }
+  bool end_object() { return dom_.end_object(); }
+  bool start_array(std::size_t n) { return dom_.start_array(n); }
+  bool end_array() { return dom_.end_array(); }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) {
+    message_ = e.what();
+    return false;
+  }
+  const std::string& message() const { return message_; }
+
+ private:
+  nlohmann::detail::json_sax_dom_parser<json> dom_;
+  std::string message_;
+};
+
+}  // namespace
+
+absl::StatusOr<json> ParseJsonBody(std::string_view body) {
+  json doc;
+  QuietDomParser sax(doc);
+  if (!json::sax_parse(body.begin(), body.end(), &sax) || !sax.message().empty()) {
+    return absl::InvalidArgumentError(fmt::format(
+        "the body is not valid JSON: {}", sax.message().empty() ? "incomplete" : sax.message()));
+  }
+  return doc;
+}
+
+absl::StatusOr<std::shared_ptr<Predictor>> NewBundlePredictor(const std::string& folder) {
+  FERRY_ASSIGN_OR_RETURN(model::Bundle bundle, model::LoadBundle(folder));
+  if (bundle.model == nullptr) {
+    return absl::FailedPreconditionError(
+        fmt::format("the bundle in {} has no in-process model", folder));
+  }
+  return std::shared_ptr<Predictor>(std::make_shared<BundlePredictor>(std::move(bundle)));
+}
+
+absl::StatusOr<std::shared_ptr<const ServedModel>> LoadServedModel(
+    state::StateStore& store, storage::ArtifactStore& lake, const std::string& model_name,
+    int64_t version, const ExternalPredictorFactory& external) {
+  FERRY_ASSIGN_OR_RETURN(state::ModelVersionRecord v, store.GetModelVersion(model_name, version));
+  const std::string label = fmt::format("{}:{}", model_name, version);
+  if (v.artifact_uri.empty()) {
+    return absl::NotFoundError(fmt::format("model {} has no artifact to serve", label));
+  }
+  auto served = std::make_shared<ServedModel>();
+  served->model = model_name;
+  served->version = version;
+  FERRY_ASSIGN_OR_RETURN(served->folder,
+                         pipeline::model_steps::ArtifactFolder(lake, v.artifact_uri));
+  absl::StatusOr<model::Bundle> bundle = model::LoadBundle(served->folder);
+  if (!bundle.ok()) {
+    return absl::Status(bundle.status().code(),
+                        fmt::format("model {}: {}", label, bundle.status().message()));
+  }
+  served->meta = bundle->meta;
+  served->type = bundle->meta.value("type", "");
+  for (const json& c : bundle->meta.value("input_schema", json::array())) {
+    served->inputs.push_back({c.value("name", ""), c.value("type", "float64")});
+  }
+  if (bundle->model != nullptr) {
+    served->predictor = std::make_shared<BundlePredictor>(std::move(*bundle));
+  } else if (external) {
+    absl::StatusOr<std::shared_ptr<Predictor>> p = external(*served);
+    if (!p.ok()) {
+      return absl::Status(p.status().code(),
+                          fmt::format("model {}: {}", label, p.status().message()));
+    }
+    served->predictor = std::move(*p);
+  } else {
+    return absl::UnimplementedError(
+        fmt::format("model {} (type {}) does not run in-process and this server has no workers "
+                    "for it",
+                    label, served->type));
+  }
+  return std::shared_ptr<const ServedModel>(std::move(served));
+}
+
+absl::StatusOr<json> ParseJsonRows(std::string_view body, const std::vector<InputFeature>& inputs) {
+  FERRY_ASSIGN_OR_RETURN(json doc, ParseJsonBody(body));
+  if (doc.is_array()) return NormaliseRows(doc, inputs, "instances");
+  if (!doc.is_object() || !doc.contains("instances")) {
+    return absl::InvalidArgumentError(
+        "expected {\"instances\": [row, ...]} (rows as objects by feature name or arrays in input "
+        "order), or text/csv");
+  }
+  const json& instances = doc["instances"];
+  if (instances.is_object()) return NormaliseRows(json::array({instances}), inputs, "instances");
+  if (!instances.is_array()) {
+    return absl::InvalidArgumentError(
+        fmt::format("instances: expected an array of rows, got {}", instances.type_name()));
+  }
+  return NormaliseRows(instances, inputs, "instances");
+}
+
+absl::StatusOr<json> ParseCsvRows(std::string_view body, const std::vector<InputFeature>& inputs) {
+  json rows = json::array();
+  size_t line_no = 0;
+  for (std::string_view line : absl::StrSplit(body, '\n')) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) continue;
+    std::vector<std::string_view> fields = absl::StrSplit(line, ',');
+    if (rows.empty() && fields.size() == inputs.size()) {
+      bool header = true;
+      for (size_t i = 0; i < inputs.size(); ++i) header = header && fields[i] == inputs[i].name;
+      if (header) continue;
+    }
+    if (fields.size() != inputs.size()) {
+      return absl::InvalidArgumentError(
+          fmt::format("csv line {}: expected {} values in the model's input order ({}), got {}",
+                      line_no, inputs.size(), InputNames(inputs), fields.size()));
+    }
+    json row = json::object();
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      row[inputs[i].name] = CsvValue(fields[i], inputs[i].type);
+    }
+    rows.push_back(std::move(row));
+  }
+  if (rows.empty()) return absl::InvalidArgumentError("csv: empty batch: send at least one row");
+  return rows;
+}
+
+absl::StatusOr<json> ParseV2Rows(const json& request, const std::vector<InputFeature>& inputs) {
+  if (!request.is_object() || !request.contains("inputs") || !request["inputs"].is_array()) {
+    return absl::InvalidArgumentError(
+        "expected an inference request {\"inputs\": [{\"name\", \"shape\", \"datatype\", "
+        "\"data\"}, ...]}");
+  }
+  const json& tensors = request["inputs"];
+  auto data_of = [](const json& t, size_t i) -> absl::StatusOr<const json*> {
+    if (!t.is_object() || !t.contains("data") || !t["data"].is_array()) {
+      return absl::InvalidArgumentError(fmt::format("inputs[{}]: needs a data array", i));
+    }
+    return &t["data"];
+  };
+  // One [N, F] tensor in input order.
+  if (tensors.size() == 1 && inputs.size() > 1) {
+    FERRY_ASSIGN_OR_RETURN(const json* data, data_of(tensors[0], 0));
+    const json& shape = tensors[0].value("shape", json::array());
+    json flat = json::array();
+    for (const json& v : *data) {
+      if (v.is_array()) {
+        for (const json& x : v) flat.push_back(x);
+      } else {
+        flat.push_back(v);
+      }
+    }
+    if (flat.size() % inputs.size() != 0 || flat.empty() ||
+        (shape.size() == 2 && shape[1] != inputs.size())) {
+      return absl::InvalidArgumentError(fmt::format(
+          "inputs[0]: a single tensor must have shape [N, {}] with the features in input order "
+          "({})",
+          inputs.size(), InputNames(inputs)));
+    }
+    json rows = json::array();
+    for (size_t r = 0; r < flat.size() / inputs.size(); ++r) {
+      json row = json::object();
+      for (size_t f = 0; f < inputs.size(); ++f) row[inputs[f].name] = flat[r * inputs.size() + f];
+      rows.push_back(std::move(row));
+    }
+    return rows;
+  }
+  // One tensor per feature, by name.
+  json rows = json::array();
+  std::vector<bool> seen(inputs.size(), false);
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const std::string name = tensors[i].is_object() ? tensors[i].value("name", "") : "";
+    size_t f = 0;
+    while (f < inputs.size() && inputs[f].name != name) ++f;
+    if (f == inputs.size()) {
+      return absl::InvalidArgumentError(fmt::format(
+          "inputs[{}]: unknown feature '{}'; the model's inputs are {}", i, name,
+          InputNames(inputs)));
+    }
+    FERRY_ASSIGN_OR_RETURN(const json* data, data_of(tensors[i], i));
+    if (rows.empty()) {
+      for (size_t r = 0; r < data->size(); ++r) rows.push_back(json::object());
+    } else if (data->size() != rows.size()) {
+      return absl::InvalidArgumentError(fmt::format(
+          "inputs[{}] ({}): {} values, but the other inputs have {}", i, name, data->size(),
+          rows.size()));
+    }
+    for (size_t r = 0; r < data->size(); ++r) {
+      const json& v = (*data)[r];
+      rows[r][name] = v.is_array() && v.size() == 1 ? v[0] : v;
+    }
+    seen[f] = true;
+  }
+  for (size_t f = 0; f < inputs.size(); ++f) {
+    if (!seen[f]) {
+      return absl::InvalidArgumentError(
+          fmt::format("inputs: missing feature '{}'", inputs[f].name));
+    }
+  }
+  if (rows.empty()) return absl::InvalidArgumentError("inputs: empty batch: send at least one row");
+  return rows;
+}
+
+}  // namespace ferry::serve

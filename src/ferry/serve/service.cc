@@ -1,0 +1,467 @@
+#include "ferry/serve/service.h"
+
+#include <chrono>
+#include <random>
+
+#include "absl/time/time.h"
+#include "fmt/format.h"
+#include "ferry/common/ids.h"
+
+namespace ferry::serve {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::string_view kTxHeader = "X-Ferry-Transaction-Id";
+
+uint64_t NextRandom() {
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  return rng();
+}
+
+uint64_t Fnv1a(std::string_view s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+std::string IsoTime(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
+}
+
+int StatusFor(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kInvalidArgument:
+      return 400;
+    case absl::StatusCode::kUnavailable:
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+std::string_view CodeFor(int status) {
+  switch (status) {
+    case 400:
+      return "invalid_input";
+    case 503:
+      return "unavailable";
+    default:
+      return "model_error";
+  }
+}
+
+}  // namespace
+
+void ErrorResponse(int status, std::string_view code, std::string_view message,
+                   Response& response) {
+  response.status = status;
+  response.content_type = "application/json";
+  response.body = json{{"error", {{"code", code}, {"message", message}}}}.dump(
+      -1, ' ', false, json::error_handler_t::replace);
+}
+
+InferenceService::InferenceService(ServiceOptions options, ServeMetrics& metrics,
+                                   InferenceLog* log, const Clock& clock,
+                                   std::function<int64_t()> in_flight)
+    : options_(std::move(options)),
+      metrics_(metrics),
+      log_(log),
+      clock_(clock),
+      in_flight_(std::move(in_flight)),
+      unrouted_(metrics.ForVariant("", "", 0)),
+      keys_(std::make_shared<const KeySet>()) {
+  shadow_thread_ = std::thread([this] { ShadowLoop(); });
+}
+
+InferenceService::~InferenceService() {
+  {
+    std::lock_guard<std::mutex> lock(shadow_mu_);
+    stopping_ = true;
+  }
+  shadow_cv_.notify_all();
+  shadow_thread_.join();
+}
+
+void InferenceService::SetSnapshot(std::shared_ptr<const EndpointSnapshot> snapshot) {
+  snapshot_.store(std::move(snapshot));
+}
+
+std::shared_ptr<const EndpointSnapshot> InferenceService::snapshot() const {
+  return snapshot_.load();
+}
+
+void InferenceService::SetKeys(std::shared_ptr<const KeySet> keys) { keys_.store(std::move(keys)); }
+
+void InferenceService::Handle(const Request& request, Response& response) noexcept {
+  try {
+    Route(request, response);
+  } catch (const std::exception& e) {
+    // Nothing below is meant to throw; if a library does, the client gets a 500, the process
+    // lives on.
+    response.headers.clear();
+    ErrorResponse(500, "internal", fmt::format("internal error: {}", e.what()), response);
+  } catch (...) {
+    response.headers.clear();
+    ErrorResponse(500, "internal", "internal error", response);
+  }
+}
+
+void InferenceService::Route(const Request& request, Response& response) {
+  const std::string_view path = request.path;
+  const bool get = request.method == "GET";
+  const bool post = request.method == "POST";
+  std::shared_ptr<const EndpointSnapshot> snap = snapshot_.load();
+  const bool ready = snap != nullptr && snap->ready();
+
+  auto method_not_allowed = [&](std::string_view allowed) {
+    ErrorResponse(405, "method_not_allowed",
+                  fmt::format("{} {}: use {}", request.method, path, allowed), response);
+    response.headers.emplace_back("Allow", std::string(allowed));
+  };
+  auto health = [&](bool ok, std::string_view field) {
+    if (ok) {
+      response.body = fmt::format(R"({{"{}":true}})", field);
+    } else {
+      ErrorResponse(503, "not_ready",
+                    fmt::format("endpoint {} has no live variant loaded yet", options_.endpoint),
+                    response);
+    }
+  };
+
+  if (path == "/invocations") {
+    if (!post) return method_not_allowed("POST");
+    return Invoke(request, response, Format::kSageMaker, "");
+  }
+  if (path == "/ping" || path == "/v2/health/live") {
+    if (!get) return method_not_allowed("GET");
+    return health(true, path == "/ping" ? "ok" : "live");
+  }
+  if (path == "/ready" || path == "/v2/health/ready") {
+    if (!get) return method_not_allowed("GET");
+    return health(ready, "ready");
+  }
+  if (path == "/metrics") {
+    if (!get) return method_not_allowed("GET");
+    response.content_type = "text/plain; version=0.0.4";
+    response.body = metrics_.Render(options_.endpoint, in_flight_ ? in_flight_() : 0,
+                                    log_ ? log_->appended() : 0, log_ ? log_->dropped() : 0);
+    return;
+  }
+  if (path == "/endpoint") {
+    if (!get) return method_not_allowed("GET");
+    if (snap != nullptr && !Authorize(request, kRoleAdmin, *snap, response)) return;
+    json out = {{"endpoint", options_.endpoint}, {"ready", ready}};
+    if (snap != nullptr) {
+      out["version"] = snap->version;
+      out["echo_inputs"] = snap->config.echo_inputs;
+      out["log_sampling"] = snap->config.log_sampling;
+      out["auth"] = snap->config.auth;
+      out["sticky_header"] = snap->config.sticky_header;
+      json variants = json::array();
+      for (const HostedVariant& v : snap->variants) {
+        variants.push_back({{"name", v.config.name},
+                            {"model", v.config.model},
+                            {"version", v.config.version},
+                            {"weight", v.config.weight},
+                            {"mode", v.config.mode},
+                            {"type", v.model->type},
+                            {"ready", v.model->predictor->Ready()}});
+      }
+      out["variants"] = std::move(variants);
+    }
+    response.body = out.dump();
+    return;
+  }
+  constexpr std::string_view kV2 = "/v2/models/";
+  if (path.substr(0, kV2.size()) == kV2) {
+    std::string_view rest = path.substr(kV2.size());
+    const size_t slash = rest.find('/');
+    const std::string_view name = rest.substr(0, slash);
+    const std::string_view tail = slash == std::string_view::npos ? "" : rest.substr(slash);
+    if (tail == "/infer") {
+      if (!post) return method_not_allowed("POST");
+      return Invoke(request, response, Format::kV2, name);
+    }
+    if (tail.empty() || tail == "/ready") {
+      if (!get) return method_not_allowed("GET");
+      if (snap != nullptr && !Authorize(request, kRoleInvoke, *snap, response)) return;
+      if (tail == "/ready") {
+        bool known = name == options_.endpoint ||
+                     (snap != nullptr &&
+                      std::any_of(snap->variants.begin(), snap->variants.end(),
+                                  [&](const HostedVariant& v) { return v.config.model == name; }));
+        if (!known) {
+          return ErrorResponse(404, "not_found",
+                               fmt::format("no model '{}' here; this endpoint serves {}", name,
+                                           options_.endpoint),
+                               response);
+        }
+        return health(ready, "ready");
+      }
+      return Metadata(name, response);
+    }
+  }
+  ErrorResponse(404, "not_found",
+                fmt::format("no route {} {}; routes: POST /invocations, POST "
+                            "/v2/models/<name>/infer, GET /ping, /ready, /metrics, /endpoint, "
+                            "/v2/health/live, /v2/health/ready, /v2/models/<name>",
+                            request.method, path),
+                response);
+}
+
+bool InferenceService::Authorize(const Request& request, std::string_view role,
+                                 const EndpointSnapshot& snap, Response& response) {
+  if (!snap.config.auth) return true;
+  std::shared_ptr<const KeySet> keys = keys_.load();
+  switch (keys->Check(request.HeaderValue("Authorization"), role)) {
+    case AuthResult::kOk:
+      return true;
+    case AuthResult::kMissing:
+      ErrorResponse(401, "unauthenticated",
+                    "this endpoint needs an API key: send Authorization: Bearer <key> (`ferry "
+                    "keys create` makes one)",
+                    response);
+      response.headers.emplace_back("WWW-Authenticate", "Bearer");
+      return false;
+    case AuthResult::kInvalid:
+      ErrorResponse(401, "unauthenticated", "the API key is unknown, revoked or wrong", response);
+      response.headers.emplace_back("WWW-Authenticate", "Bearer");
+      return false;
+    case AuthResult::kForbidden:
+      ErrorResponse(403, "forbidden",
+                    fmt::format("the API key's role may not do this: it needs role {}", role),
+                    response);
+      return false;
+  }
+  return false;
+}
+
+void InferenceService::Metadata(std::string_view name, Response& response) {
+  std::shared_ptr<const EndpointSnapshot> snap = snapshot_.load();
+  const HostedVariant* v = nullptr;
+  if (snap != nullptr) {
+    for (size_t i : snap->live) {
+      const HostedVariant& c = snap->variants[i];
+      if (name == options_.endpoint || c.config.model == name) {
+        v = &c;
+        break;
+      }
+    }
+  }
+  if (v == nullptr) {
+    return ErrorResponse(404, "not_found",
+                         fmt::format("no live model '{}' here; this endpoint ({}) serves {}",
+                                     name, options_.endpoint,
+                                     snap == nullptr ? "nothing yet" : "its variants' models"),
+                         response);
+  }
+  json inputs = json::array();
+  for (const InputFeature& f : v->model->inputs) {
+    const std::string_view dt = f.type == "float64" ? "FP64"
+                                : f.type == "int64" ? "INT64"
+                                : f.type == "bool"  ? "BOOL"
+                                                    : "BYTES";
+    inputs.push_back({{"name", f.name}, {"datatype", dt}, {"shape", {-1}}});
+  }
+  json versions = json::array();
+  for (const HostedVariant& c : snap->variants) versions.push_back(std::to_string(c.config.version));
+  const std::string task = v->model->meta.value("task", "");
+  json outputs = task == "regression"
+                     ? json::array({{{"name", "value"}, {"datatype", "FP64"}, {"shape", {-1}}}})
+                     : json::array({{{"name", "label"}, {"datatype", "BYTES"}, {"shape", {-1}}},
+                                    {{"name", "probabilities"},
+                                     {"datatype", "FP64"},
+                                     {"shape", {-1, static_cast<int>(v->model->meta.value(
+                                                        "classes", json::array())
+                                                        .size())}}}});
+  response.body = json{{"name", std::string(name)},
+                       {"versions", versions},
+                       {"platform", fmt::format("ferry_{}", v->model->type)},
+                       {"inputs", inputs},
+                       {"outputs", outputs}}
+                      .dump();
+}
+
+void InferenceService::Invoke(const Request& request, Response& response, Format format,
+                              std::string_view name) {
+  const auto start = std::chrono::steady_clock::now();
+  const absl::Time at = clock_.Now();
+  std::string transaction_id(request.HeaderValue(kTxHeader));
+  if (!IsUuid(transaction_id)) transaction_id = NewUuidV7(clock_);
+  response.headers.emplace_back(std::string(kTxHeader), transaction_id);
+  auto elapsed = [&] { return std::chrono::steady_clock::now() - start; };
+  auto fail = [&](VariantMetrics* m, int status, std::string_view code, std::string_view msg) {
+    ErrorResponse(status, code, msg, response);
+    // The error body carries the transaction id too, so a client can quote it.
+    response.body.pop_back();
+    response.body += fmt::format(R"(,"transaction_id":"{}"}})", transaction_id);
+    m->Record(status, absl::FromChrono(elapsed()));
+  };
+
+  std::shared_ptr<const EndpointSnapshot> snap = snapshot_.load();
+  if (snap == nullptr || !snap->ready()) {
+    return fail(unrouted_, 503, "not_ready",
+                fmt::format("endpoint {} has no live variant loaded yet", options_.endpoint));
+  }
+  if (!Authorize(request, kRoleInvoke, *snap, response)) {
+    unrouted_->Record(response.status, absl::FromChrono(elapsed()));
+    return;
+  }
+  if (format == Format::kV2 && name != options_.endpoint &&
+      std::none_of(snap->live.begin(), snap->live.end(),
+                   [&](size_t i) { return snap->variants[i].config.model == name; })) {
+    return fail(unrouted_, 404, "not_found",
+                fmt::format("no live model '{}' here; this endpoint serves {}", name,
+                            options_.endpoint));
+  }
+  const std::string_view sticky =
+      snap->config.sticky_header.empty() ? std::string_view()
+                                         : request.HeaderValue(snap->config.sticky_header);
+  const HostedVariant& variant = *snap->Pick(sticky.empty() ? NextRandom() : Fnv1a(sticky));
+  const std::vector<InputFeature>& inputs = variant.model->inputs;
+
+  absl::StatusOr<json> rows;
+  json v2_request;
+  if (format == Format::kV2) {
+    absl::StatusOr<json> doc = ParseJsonBody(request.body);
+    if (!doc.ok()) return fail(variant.metrics, 400, "invalid_input", doc.status().message());
+    v2_request = std::move(*doc);
+    rows = ParseV2Rows(v2_request, inputs);
+  } else {
+    const std::string_view type = request.HeaderValue("Content-Type");
+    if (type.substr(0, 8) == "text/csv") {
+      rows = ParseCsvRows(request.body, inputs);
+    } else if (type.empty() || type.find("json") != std::string_view::npos) {
+      rows = ParseJsonRows(request.body, inputs);
+    } else {
+      return fail(variant.metrics, 415, "unsupported_media_type",
+                  fmt::format("Content-Type {}: send application/json or text/csv", type));
+    }
+  }
+  if (!rows.ok()) return fail(variant.metrics, 400, "invalid_input", rows.status().message());
+
+  absl::StatusOr<json> predictions = variant.model->predictor->Predict(*rows);
+  if (!predictions.ok()) {
+    const int status = StatusFor(predictions.status());
+    return fail(variant.metrics, status, CodeFor(status), predictions.status().message());
+  }
+
+  if (format == Format::kSageMaker) {
+    response.body.reserve(256);
+    response.body = R"({"predictions":)";
+    response.body += predictions->dump(-1, ' ', false, json::error_handler_t::replace);
+    response.body += R"(,"model":)";
+    response.body += variant.model_json;
+    response.body += R"(,"transaction_id":")";
+    response.body += transaction_id;
+    response.body += '"';
+    if (snap->config.echo_inputs) {
+      response.body += R"(,"inputs":)";
+      response.body += rows->dump(-1, ' ', false, json::error_handler_t::replace);
+    }
+    response.body += '}';
+  } else {
+    // Open Inference Protocol v2: one output tensor per prediction field.
+    json labels = json::array(), values = json::array(), probabilities = json::array();
+    const std::string task = variant.model->meta.value("task", "");
+    size_t classes = 0;
+    for (const json& p : *predictions) {
+      if (p.contains("value")) values.push_back(p["value"]);
+      if (p.contains("label")) labels.push_back(p["label"]);
+      if (p.contains("probabilities")) {
+        classes = p["probabilities"].size();
+        for (const auto& [k, prob] : p["probabilities"].items()) probabilities.push_back(prob);
+      }
+    }
+    const size_t n = predictions->size();
+    json outputs = json::array();
+    if (!values.empty()) {
+      outputs.push_back({{"name", "value"}, {"shape", {n}}, {"datatype", "FP64"}, {"data", values}});
+    }
+    if (!labels.empty()) {
+      outputs.push_back(
+          {{"name", "label"}, {"shape", {n}}, {"datatype", "BYTES"}, {"data", labels}});
+    }
+    if (!probabilities.empty()) {
+      outputs.push_back({{"name", "probabilities"},
+                         {"shape", {n, classes}},
+                         {"datatype", "FP64"},
+                         {"data", probabilities}});
+    }
+    json out = {{"model_name", std::string(name)},
+                {"model_version", std::to_string(variant.config.version)},
+                {"id", v2_request.value("id", transaction_id)},
+                {"outputs", outputs},
+                {"parameters",
+                 {{"transaction_id", transaction_id},
+                  {"model", json::parse(variant.model_json)}}}};
+    if (snap->config.echo_inputs) out["parameters"]["inputs"] = *rows;
+    response.body = out.dump(-1, ' ', false, json::error_handler_t::replace);
+  }
+  const auto took = elapsed();
+  variant.metrics->Record(200, absl::FromChrono(took));
+
+  const bool sampled = snap->config.log_sampling >= 1.0 ||
+                       (snap->config.log_sampling > 0 &&
+                        static_cast<double>(NextRandom() >> 11) * 0x1.0p-53 <
+                            snap->config.log_sampling);
+  if (sampled && log_ != nullptr) {
+    LogRows(*snap, variant, transaction_id, at, *rows, *predictions,
+            std::chrono::duration<double, std::milli>(took).count());
+  }
+  if (!snap->shadows.empty()) {
+    auto shared_rows = std::make_shared<const json>(std::move(*rows));
+    std::lock_guard<std::mutex> lock(shadow_mu_);
+    if (shadow_jobs_.size() >= options_.shadow_queue) {
+      shadow_dropped_.fetch_add(1);
+    } else {
+      shadow_jobs_.push_back({snap, std::move(shared_rows), transaction_id, at});
+      shadow_cv_.notify_one();
+    }
+  }
+}
+
+void InferenceService::LogRows(const EndpointSnapshot& snap, const HostedVariant& variant,
+                               const std::string& transaction_id, absl::Time at, const json& rows,
+                               const json& predictions, double latency_ms) {
+  const std::string time = IsoTime(at);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    std::string line = fmt::format(
+        R"({{"transaction_id":"{}","row":{},"time":"{}","endpoint":{},"variant":{},"mode":"{}",)"
+        R"("model":{{"name":{},"version":{}}},"inputs":{},"outputs":{},"latency_ms":{:.4f}}})",
+        transaction_id, i, time, json(snap.endpoint).dump(), json(variant.config.name).dump(),
+        variant.config.mode, json(variant.config.model).dump(), variant.config.version,
+        rows[i].dump(-1, ' ', false, json::error_handler_t::replace),
+        i < predictions.size() ? predictions[i].dump(-1, ' ', false, json::error_handler_t::replace)
+                               : "null",
+        latency_ms);
+    log_->Append(std::move(line), at);
+  }
+}
+
+void InferenceService::ShadowLoop() {
+  for (;;) {
+    ShadowJob job;
+    {
+      std::unique_lock<std::mutex> lock(shadow_mu_);
+      shadow_cv_.wait(lock, [&] { return stopping_ || !shadow_jobs_.empty(); });
+      if (stopping_) return;
+      job = std::move(shadow_jobs_.front());
+      shadow_jobs_.pop_front();
+    }
+    for (size_t i : job.snapshot->shadows) {
+      const HostedVariant& v = job.snapshot->variants[i];
+      const auto start = std::chrono::steady_clock::now();
+      absl::StatusOr<json> p = v.model->predictor->Predict(*job.rows);
+      const auto took = std::chrono::steady_clock::now() - start;
+      v.metrics->Record(p.ok() ? 200 : StatusFor(p.status()), absl::FromChrono(took));
+      if (p.ok() && log_ != nullptr) {
+        LogRows(*job.snapshot, v, job.transaction_id, job.at, *job.rows, *p,
+                std::chrono::duration<double, std::milli>(took).count());
+      }
+    }
+  }
+}
+
+}  // namespace ferry::serve
