@@ -186,8 +186,16 @@ class ServeTest(FerryTestCase):
         self.assertAlmostEqual(p1, self.expected_probability(1, ROW), places=12)
         self.assertIn(doc["predictions"][0]["label"], ("0", "1"))
 
+        # The model's inputs: the transform's input columns but the target and what it drops
+        # first (customer_id: accepted, ignored, optional).
+        status, _, meta, _ = c.request("GET", "/v2/models/churn")
+        self.assertEqual(status, 200, meta)
+        schema = [i["name"] for i in meta["inputs"]]
+        self.assertEqual(sorted(schema), ["charges", "plan", "tenure"])
+        no_id = {k: v for k, v in ROW.items() if k != "customer_id"}
+        self.assertEqual(c.invoke([no_id])[2]["predictions"], doc["predictions"])
+
         # Arrays in input order and text/csv give the same predictions.
-        schema = [f["name"] for f in self.endpoint_inputs("routes")]
         status, _, arr, _ = c.invoke([[ROW[n] for n in schema]])
         self.assertEqual((status, arr["predictions"]), (200, doc["predictions"]))
         csv_body = ",".join(str(ROW[n]) for n in schema) + "\n"
@@ -205,9 +213,6 @@ class ServeTest(FerryTestCase):
         self.assertRegex(doc["transaction_id"], UUID7)
 
         # Open Inference Protocol v2.
-        status, _, meta, _ = c.request("GET", "/v2/models/churn")
-        self.assertEqual(status, 200, meta)
-        self.assertEqual([i["name"] for i in meta["inputs"]], schema)
         self.assertEqual([o["name"] for o in meta["outputs"]], ["label", "probabilities"])
         body = {"id": "req-1", "inputs": [
             {"name": n, "shape": [1], "datatype": "BYTES" if n == "plan" else "FP64",
@@ -233,14 +238,10 @@ class ServeTest(FerryTestCase):
         m = re.search(r'^ferry_requests_total\{[^}]*variant="blue"[^}]*code="200"[^}]*\} (\d+)$',
                       text, re.M)
         self.assertIsNotNone(m, text)
-        self.assertEqual(int(m.group(1)), 26)   # 1 + array + csv + 20 + 2 ids + v2 infer
+        self.assertEqual(int(m.group(1)), 27)   # 1 + no id + array + csv + 20 + 2 ids + v2
         self.assertIn("ferry_request_duration_seconds_bucket", text)
         self.assertIn("ferry_in_flight_requests", text)
         self.assertRegex(text, r"(?m)^ferry_inference_log_dropped_total 0$")
-
-    def endpoint_inputs(self, endpoint):
-        with open(os.path.join(self.p.lake, "models", "churn", "1", "model.json")) as f:
-            return json.load(f)["input_schema"]
 
     def test_bad_input_gets_4xx_naming_the_field(self):
         self.deploy("bad", "churn:1", "--wait")
@@ -257,7 +258,7 @@ class ServeTest(FerryTestCase):
              "unknown feature 'plann'"),
             ("empty batch", {"instances": []}, None, 400, "empty batch"),
             ("not instances", {"rows": [ROW]}, None, 400, "instances"),
-            ("short array", {"instances": [[1, "pro"]]}, None, 400, "expected 4 values"),
+            ("short array", {"instances": [[1, "pro"]]}, None, 400, "expected 3 values"),
             ("csv width", "1,pro\n", "text/csv", 400, "csv line 1"),
             ("oversized", {"instances": [ROW] * 200}, None, 413, ""),
         ]

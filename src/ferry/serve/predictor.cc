@@ -1,6 +1,7 @@
 #include "ferry/serve/predictor.h"
 
 #include <charconv>
+#include <set>
 #include <utility>
 
 #include "absl/strings/str_split.h"
@@ -43,8 +44,9 @@ std::string InputNames(const std::vector<InputFeature>& inputs) {
 }
 
 // One request row (object or array) as an object keyed by exactly the model's inputs.
-absl::StatusOr<json> NormaliseRow(const json& row, const std::vector<InputFeature>& inputs,
+absl::StatusOr<json> NormaliseRow(const json& row, const ServedModel& model,
                                   const std::string& where) {
+  const std::vector<InputFeature>& inputs = model.inputs;
   if (row.is_array()) {
     if (row.size() != inputs.size()) {
       return absl::InvalidArgumentError(
@@ -63,6 +65,7 @@ absl::StatusOr<json> NormaliseRow(const json& row, const std::vector<InputFeatur
   for (const auto& [key, value] : row.items()) {
     bool known = false;
     for (const InputFeature& f : inputs) known = known || f.name == key;
+    for (const std::string& o : model.optional_inputs) known = known || o == key;
     if (!known) {
       return absl::InvalidArgumentError(fmt::format(
           "{}: unknown feature '{}'; the model's inputs are {}", where, key, InputNames(inputs)));
@@ -77,7 +80,7 @@ absl::StatusOr<json> NormaliseRow(const json& row, const std::vector<InputFeatur
   return row;
 }
 
-absl::StatusOr<json> NormaliseRows(const json& rows, const std::vector<InputFeature>& inputs,
+absl::StatusOr<json> NormaliseRows(const json& rows, const ServedModel& model,
                                    const std::string& field) {
   if (rows.empty()) {
     return absl::InvalidArgumentError(fmt::format("{}: empty batch: send at least one row", field));
@@ -85,7 +88,7 @@ absl::StatusOr<json> NormaliseRows(const json& rows, const std::vector<InputFeat
   json out = json::array();
   for (size_t i = 0; i < rows.size(); ++i) {
     FERRY_ASSIGN_OR_RETURN(json row,
-                           NormaliseRow(rows[i], inputs, fmt::format("{}[{}]", field, i)));
+                           NormaliseRow(rows[i], model, fmt::format("{}[{}]", field, i)));
     out.push_back(std::move(row));
   }
   return out;
@@ -182,8 +185,28 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> LoadServedModel(
   }
   served->meta = bundle->meta;
   served->type = bundle->meta.value("type", "");
+  // Columns the transform drops before anything else reads them are optional in a request.
+  std::set<std::string> dropped;
+  const json& transform = bundle->meta.value("transform", json(nullptr));
+  if (transform.is_object() && transform.contains("ops") && transform["ops"].is_array()) {
+    for (const json& op : transform["ops"]) {
+      if (!op.is_object() || op.size() != 1) continue;
+      if (op.begin().key() == "drop" && op.begin()->is_array()) {
+        for (const json& n : *op.begin()) {
+          if (n.is_string()) dropped.insert(n.get<std::string>());
+        }
+      } else {
+        break;  // after any other op a name may mean another column (rename): stop there
+      }
+    }
+  }
   for (const json& c : bundle->meta.value("input_schema", json::array())) {
-    served->inputs.push_back({c.value("name", ""), c.value("type", "float64")});
+    const std::string name = c.value("name", "");
+    if (dropped.count(name) > 0) {
+      served->optional_inputs.push_back(name);
+    } else {
+      served->inputs.push_back({name, c.value("type", "float64")});
+    }
   }
   if (bundle->model != nullptr) {
     served->predictor = std::make_shared<BundlePredictor>(std::move(*bundle));
@@ -203,24 +226,25 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> LoadServedModel(
   return std::shared_ptr<const ServedModel>(std::move(served));
 }
 
-absl::StatusOr<json> ParseJsonRows(std::string_view body, const std::vector<InputFeature>& inputs) {
+absl::StatusOr<json> ParseJsonRows(std::string_view body, const ServedModel& model) {
   FERRY_ASSIGN_OR_RETURN(json doc, ParseJsonBody(body));
-  if (doc.is_array()) return NormaliseRows(doc, inputs, "instances");
+  if (doc.is_array()) return NormaliseRows(doc, model, "instances");
   if (!doc.is_object() || !doc.contains("instances")) {
     return absl::InvalidArgumentError(
         "expected {\"instances\": [row, ...]} (rows as objects by feature name or arrays in input "
         "order), or text/csv");
   }
   const json& instances = doc["instances"];
-  if (instances.is_object()) return NormaliseRows(json::array({instances}), inputs, "instances");
+  if (instances.is_object()) return NormaliseRows(json::array({instances}), model, "instances");
   if (!instances.is_array()) {
     return absl::InvalidArgumentError(
         fmt::format("instances: expected an array of rows, got {}", instances.type_name()));
   }
-  return NormaliseRows(instances, inputs, "instances");
+  return NormaliseRows(instances, model, "instances");
 }
 
-absl::StatusOr<json> ParseCsvRows(std::string_view body, const std::vector<InputFeature>& inputs) {
+absl::StatusOr<json> ParseCsvRows(std::string_view body, const ServedModel& model) {
+  const std::vector<InputFeature>& inputs = model.inputs;
   json rows = json::array();
   size_t line_no = 0;
   for (std::string_view line : absl::StrSplit(body, '\n')) {
@@ -248,7 +272,8 @@ absl::StatusOr<json> ParseCsvRows(std::string_view body, const std::vector<Input
   return rows;
 }
 
-absl::StatusOr<json> ParseV2Rows(const json& request, const std::vector<InputFeature>& inputs) {
+absl::StatusOr<json> ParseV2Rows(const json& request, const ServedModel& model) {
+  const std::vector<InputFeature>& inputs = model.inputs;
   if (!request.is_object() || !request.contains("inputs") || !request["inputs"].is_array()) {
     return absl::InvalidArgumentError(
         "expected an inference request {\"inputs\": [{\"name\", \"shape\", \"datatype\", "

@@ -12,7 +12,7 @@
 // Example:
 //   FERRY_ASSIGN_OR_RETURN(auto loaded, LoadServedModel(store, lake, "churn", 7));
 //   FERRY_ASSIGN_OR_RETURN(nlohmann::json rows,
-//                          ParseJsonRows(R"({"instances": [{"tenure": 3}]})", loaded->inputs));
+//                          ParseJsonRows(R"({"instances": [{"tenure": 3}]})", *loaded));
 //   FERRY_ASSIGN_OR_RETURN(nlohmann::json predictions, loaded->predictor->Predict(rows));
 
 #include <cstdint>
@@ -50,7 +50,11 @@ struct ServedModel {
   std::string type;       // "logistic_regression", "xgboost", "python", ...
   nlohmann::json meta;    // model.json
   std::string folder;     // the bundle's local folder
+  // What a request must carry, in input order (arrays, CSV and the v2 metadata use this order).
   std::vector<InputFeature> inputs;
+  // Columns of the input schema that the bundled transform drops first (an id, a date): a
+  // request may carry them (they are ignored) or leave them out.
+  std::vector<std::string> optional_inputs;
   std::shared_ptr<Predictor> predictor;
 };
 
@@ -80,16 +84,14 @@ absl::StatusOr<nlohmann::json> ParseJsonBody(std::string_view body);
 
 // SageMaker-style JSON: {"instances": [row, ...]} or a bare [row, ...]; a row is an object keyed
 // by feature name or an array in input order. {"instances": row} (one object) is one row.
-absl::StatusOr<nlohmann::json> ParseJsonRows(std::string_view body,
-                                             const std::vector<InputFeature>& inputs);
+absl::StatusOr<nlohmann::json> ParseJsonRows(std::string_view body, const ServedModel& model);
 // text/csv: one row per line in input order, no header (a first line equal to the input names is
 // skipped); empty fields are nulls; values are typed by the inputs.
-absl::StatusOr<nlohmann::json> ParseCsvRows(std::string_view body,
-                                            const std::vector<InputFeature>& inputs);
+absl::StatusOr<nlohmann::json> ParseCsvRows(std::string_view body, const ServedModel& model);
 // Open Inference Protocol v2 request: {"id": "...", "inputs": [{"name", "shape", "datatype",
 // "data"}]}: one input tensor per feature (shape [N] or [N, 1]), or one tensor of shape [N, F]
 // with the features in input order.
 absl::StatusOr<nlohmann::json> ParseV2Rows(const nlohmann::json& request,
-                                           const std::vector<InputFeature>& inputs);
+                                           const ServedModel& model);
 
 }  // namespace ferry::serve

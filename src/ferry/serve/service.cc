@@ -319,7 +319,7 @@ void InferenceService::Invoke(const Request& request, Response& response, Format
       snap->config.sticky_header.empty() ? std::string_view()
                                          : request.HeaderValue(snap->config.sticky_header);
   const HostedVariant& variant = *snap->Pick(sticky.empty() ? NextRandom() : Fnv1a(sticky));
-  const std::vector<InputFeature>& inputs = variant.model->inputs;
+  const ServedModel& model = *variant.model;
 
   absl::StatusOr<json> rows;
   json v2_request;
@@ -327,13 +327,13 @@ void InferenceService::Invoke(const Request& request, Response& response, Format
     absl::StatusOr<json> doc = ParseJsonBody(request.body);
     if (!doc.ok()) return fail(variant.metrics, 400, "invalid_input", doc.status().message());
     v2_request = std::move(*doc);
-    rows = ParseV2Rows(v2_request, inputs);
+    rows = ParseV2Rows(v2_request, model);
   } else {
     const std::string_view type = request.HeaderValue("Content-Type");
     if (type.substr(0, 8) == "text/csv") {
-      rows = ParseCsvRows(request.body, inputs);
+      rows = ParseCsvRows(request.body, model);
     } else if (type.empty() || type.find("json") != std::string_view::npos) {
-      rows = ParseJsonRows(request.body, inputs);
+      rows = ParseJsonRows(request.body, model);
     } else {
       return fail(variant.metrics, 415, "unsupported_media_type",
                   fmt::format("Content-Type {}: send application/json or text/csv", type));
