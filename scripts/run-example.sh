@@ -14,5 +14,45 @@ echo
 echo
 "$ferry" experiments
 echo
+
+# Serving (docs/serving.md), when the example has an HTTP client: deploy the champion to
+# endpoint `churn`, serve it, send it rows, then canary a challenger and watch it promoted.
+if [[ -f clients/invoke.py ]]; then
+  echo "== deploy the champion (blue-green) and serve it"
+  "$ferry" deploy churn --model churn:champion --wait
+  # The rollout below is driven by `deploy --wait`; the serving process only serves.
+  "$ferry" serve --endpoint churn --port 0 --no-reconcile >.ferry/serve.out 2>.ferry/serve.log &
+  serve_pid=$!
+  trap 'kill "$serve_pid" 2>/dev/null || true' EXIT
+  port=""
+  for _ in $(seq 1 400); do
+    port=$(sed -n 's|^serving endpoint churn on http://127.0.0.1:\([0-9]*\)$|\1|p' .ferry/serve.out)
+    [[ -n "$port" ]] && break
+    kill -0 "$serve_pid" 2>/dev/null || { cat .ferry/serve.log; exit 1; }
+    sleep 0.05
+  done
+  [[ -n "$port" ]] || { echo "ferry serve did not start"; cat .ferry/serve.log; exit 1; }
+  echo "serving on http://127.0.0.1:$port — three predictions and their transaction ids:"
+  python3 clients/invoke.py --port "$port"
+  echo
+  echo "== a challenger: the same pipeline with C=0.3 registers another version"
+  "$ferry" run pipelines/train.yaml -p C=0.3 | tail -n 1
+  echo
+  echo "== canary it: 20% of the traffic for 4 s, rolled back if it errs or is slow"
+  python3 clients/invoke.py --port "$port" --seconds 6 &
+  traffic_pid=$!
+  "$ferry" deploy churn --model churn:latest --strategy canary --weight 20 --bake 4s \
+    --rollback-on 'error_rate>0.01,p99_ms>25' --wait
+  wait "$traffic_pid"
+  echo
+  "$ferry" endpoint show churn
+  kill -TERM "$serve_pid"
+  wait "$serve_pid" || true
+  trap - EXIT
+  echo
+  echo "inference log (every request's features, predictions and transaction id):"
+  echo "  $here/$1/.ferry/lake/inference/churn/"
+fi
+echo
 echo "state: $here/$1/.ferry/state.db   lake: $here/$1/.ferry/lake"
 echo "try:   cd $1 && $ferry runs && $ferry show <run-id>"
