@@ -201,44 +201,63 @@ void BestEffortModelMove(state::StateStore& store, const std::string& model, int
       .status();
 }
 
-// Brings the endpoint back to `from_json` (a failed or rolled back deployment), then moves the
-// deployment to `to`. FailedPrecondition when someone else moved either first.
-absl::StatusOr<state::DeploymentRecord> Restore(state::StateStore& store,
-                                                const state::DeploymentRecord& d,
-                                                state::EndpointRecord e,
-                                                const std::string& from_json, std::string_view to,
-                                                const std::string& message,
-                                                const std::string& actor, absl::Time now) {
-  const bool rollback = to == ds::kRolledBack;
-  for (int i = 0; i < 3 && !(Canonical(e.config_json) == from_json &&
-                             (e.state == es::kInService || e.state == es::kCreating ||
-                              e.state == es::kFailed));
-       ++i) {
-    state::EndpointTransition t{.name = e.name,
-                                .from = e.state,
-                                .expected_version = e.version,
-                                .reason = fmt::format("deployment {}: {}", d.id, message),
-                                .actor = actor};
-    if (e.state == es::kRollingBack || (!rollback && e.state == es::kUpdating)) {
-      t.to = es::kInService;
-      t.config_json = from_json;
-    } else if (e.state == es::kInService || e.state == es::kUpdating) {
-      t.to = rollback ? es::kRollingBack : es::kUpdating;
-    } else {
-      return absl::FailedPreconditionError(
-          fmt::format("endpoint {} is {}: deployment {} cannot restore its config from there",
-                      e.name, e.state, d.id));
-    }
-    FERRY_ASSIGN_OR_RETURN(e, store.TransitionEndpoint(t));
+// One move of the endpoint towards where the ended deployment `d` leaves it: its to config
+// when promoted, its from config otherwise; a rollback (rolled back, or strategy "rollback")
+// passes through rolling_back, anything else through updating. Returns false when the endpoint
+// is there already. FailedPrecondition when someone else moved it first.
+absl::StatusOr<bool> SettleMove(state::StateStore& store, const state::DeploymentRecord& d,
+                                const state::EndpointRecord& e, const std::string& actor) {
+  const std::string target =
+      Canonical(d.state == ds::kPromoted && !d.to_config_json.empty() ? d.to_config_json
+                                                                      : d.from_config_json);
+  const std::string current = Canonical(e.config_json);
+  if (current == target &&
+      (e.state == es::kInService || e.state == es::kCreating || e.state == es::kFailed)) {
+    return false;
   }
-  return store.TransitionDeployment({.id = d.id,
-                                     .from = d.state,
-                                     .to = to,
-                                     .expected_version = d.version,
-                                     .reason = message,
-                                     .actor = actor,
-                                     .message = message,
-                                     .at = now});
+  const bool rollback = d.state == ds::kRolledBack || d.strategy == "rollback";
+  state::EndpointTransition t{
+      .name = e.name,
+      .from = e.state,
+      .expected_version = e.version,
+      .reason = fmt::format("deployment {} {}: {}", d.id, d.state,
+                            d.message.empty() ? Describe(target) : d.message),
+      .actor = actor};
+  if (e.state == es::kRollingBack || (!rollback && e.state == es::kUpdating) ||
+      (e.state == es::kCreating && d.state == ds::kPromoted)) {
+    t.to = es::kInService;
+    t.config_json = target;
+  } else if (e.state == es::kInService || e.state == es::kUpdating) {
+    t.to = rollback ? es::kRollingBack : es::kUpdating;
+  } else {
+    return absl::InternalError(
+        fmt::format("endpoint {} is {}: deployment {} ({}) cannot settle it from there; "
+                    "`ferry endpoint show {}` and its events tell how it got there",
+                    e.name, e.state, d.id, d.state, e.name));
+  }
+  FERRY_RETURN_IF_ERROR(store.TransitionEndpoint(t).status());
+  return true;
+}
+
+// Settles the endpoint after its newest deployment ended (no-op when that one is in flight).
+absl::Status SettleEndpoint(state::StateStore& store, const std::string& endpoint,
+                            const std::string& actor) {
+  absl::Status last;
+  for (int i = 0; i < 8; ++i) {
+    FERRY_ASSIGN_OR_RETURN(std::vector<state::DeploymentRecord> newest,
+                           store.ListDeployments(endpoint, 1));
+    if (newest.empty() || !state::IsTerminal(state::DeploymentKind(), newest[0].state)) {
+      return absl::OkStatus();
+    }
+    FERRY_ASSIGN_OR_RETURN(state::EndpointRecord e, store.GetEndpoint(endpoint));
+    absl::StatusOr<bool> moved = SettleMove(store, newest[0], e, actor);
+    if (moved.ok() && !*moved) return absl::OkStatus();
+    if (!moved.ok() && !IsRace(moved.status())) return moved.status();
+    last = moved.status();
+  }
+  return absl::AbortedError(
+      fmt::format("endpoint {}: could not settle it after its last deployment ({}); try again",
+                  endpoint, last.message()));
 }
 
 // The newest pending or baking deployment of an endpoint, if any.
@@ -422,6 +441,11 @@ absl::StatusOr<state::DeploymentRecord> StartDeployment(state::StateStore& store
     if (absl::IsAlreadyExists(e.status())) e = store.GetEndpoint(r.endpoint);
   }
   FERRY_RETURN_IF_ERROR(e.status());
+  // A previous deployment that ended but left the endpoint unsettled (its process stopped in
+  // between) is finished first: its end config is what this one starts from.
+  FERRY_RETURN_IF_ERROR(SettleEndpoint(store, r.endpoint, r.actor));
+  e = store.GetEndpoint(r.endpoint);
+  FERRY_RETURN_IF_ERROR(e.status());
   if (e->state == es::kDeleting || e->state == es::kDeleted) {
     return absl::FailedPreconditionError(
         fmt::format("endpoint {} is {}; deploy under another name", r.endpoint, e->state));
@@ -478,37 +502,35 @@ absl::StatusOr<bool> RolloutReconciler::BundleLoads(const std::string& model, in
 
 absl::StatusOr<state::DeploymentRecord> RolloutReconciler::Step(const std::string& id) {
   state::DeploymentRecord d;
+  absl::Status last;
   for (int move = 0; move < kMaxMovesPerStep; ++move) {
     FERRY_ASSIGN_OR_RETURN(d, store_.GetDeployment(id));
-    if (state::IsTerminal(state::DeploymentKind(), d.state)) return d;
+    if (state::IsTerminal(state::DeploymentKind(), d.state)) {
+      // Decided: the endpoint follows (only the endpoint's newest deployment moves it).
+      FERRY_RETURN_IF_ERROR(SettleEndpoint(store_, d.endpoint, actor_));
+      return store_.GetDeployment(id);
+    }
     FERRY_ASSIGN_OR_RETURN(state::EndpointRecord e, store_.GetEndpoint(d.endpoint));
     FERRY_ASSIGN_OR_RETURN(Spec spec, ParseSpec(d));
     FERRY_ASSIGN_OR_RETURN(Plan plan, MakePlan(d, spec));
-    const std::string current = Canonical(e.config_json);
     const absl::Time now = clock_.Now();
     const std::string who = Who(d, plan);
 
-    // Each branch makes at most one decision; a lost race (FailedPrecondition) re-reads.
+    // Each pass makes at most one move; a lost race (FailedPrecondition) re-reads.
     absl::Status moved;
-    if (d.state == ds::kBaking && e.state == es::kRollingBack) {
-      moved = Restore(store_, d, e, plan.from_json, ds::kRolledBack,
-                      fmt::format("{} rolled back (finishing an interrupted rollback)", who),
-                      actor_, now)
-                  .status();
-    } else if (d.state == ds::kBaking && current != plan.bake_json && !plan.first &&
-               e.state == es::kInService && current == plan.to_json) {
-      // The endpoint was switched but the deployment not marked: finish the promotion.
-      moved = store_
-                  .TransitionDeployment({.id = d.id,
-                                         .from = ds::kBaking,
-                                         .to = ds::kPromoted,
-                                         .expected_version = d.version,
-                                         .reason = fmt::format("{} promoted", who),
-                                         .actor = actor_,
-                                         .message = fmt::format("{} promoted", who),
-                                         .at = now})
-                  .status();
-    } else if (current != plan.bake_json) {
+    auto decide = [&](std::string_view to, const std::string& why) {
+      state::DeploymentTransition t{.id = d.id,
+                                    .from = d.state,
+                                    .to = to,
+                                    .expected_version = d.version,
+                                    .reason = why,
+                                    .actor = actor_,
+                                    .message = why,
+                                    .at = now};
+      if (to == ds::kPromoted) t.to_config_json = plan.to_json;
+      return store_.TransitionDeployment(t).status();
+    };
+    if (Canonical(e.config_json) != plan.bake_json) {
       // Write the bake config (pending, or a baking deployment whose endpoint lost it).
       state::EndpointTransition t{.name = e.name,
                                   .from = e.state,
@@ -529,14 +551,13 @@ absl::StatusOr<state::DeploymentRecord> RolloutReconciler::Step(const std::strin
       }
       moved = store_.TransitionEndpoint(t).status();
     } else if (d.state == ds::kPending) {
-      const std::string why =
-          fmt::format("{} is in the endpoint's config: {}", who, Describe(plan.bake_json));
       moved = store_
                   .TransitionDeployment({.id = d.id,
                                          .from = ds::kPending,
                                          .to = ds::kBaking,
                                          .expected_version = d.version,
-                                         .reason = why,
+                                         .reason = fmt::format("{} is in the endpoint's config: {}",
+                                                               who, Describe(plan.bake_json)),
                                          .actor = actor_,
                                          .to_config_json = plan.to_json,
                                          .at = now})
@@ -592,30 +613,9 @@ absl::StatusOr<state::DeploymentRecord> RolloutReconciler::Step(const std::strin
                           : "no serving instance, and its bundle does not load";
       }
       const absl::Duration baked = now - d.baking_since;
-      auto promote = [&](const std::string& why) -> absl::Status {
-        if (e.state == es::kUpdating) {
-          FERRY_RETURN_IF_ERROR(
-              store_
-                  .TransitionEndpoint({.name = e.name,
-                                       .from = es::kUpdating,
-                                       .to = es::kInService,
-                                       .expected_version = e.version,
-                                       .reason = fmt::format("deployment {}: {}", d.id, why),
-                                       .actor = actor_,
-                                       .config_json = plan.to_json})
-                  .status());
-        }
-        FERRY_RETURN_IF_ERROR(store_
-                                  .TransitionDeployment({.id = d.id,
-                                                         .from = ds::kBaking,
-                                                         .to = ds::kPromoted,
-                                                         .expected_version = d.version,
-                                                         .reason = why,
-                                                         .actor = actor_,
-                                                         .to_config_json = plan.to_json,
-                                                         .message = why,
-                                                         .at = now})
-                                  .status());
+      auto promote = [&](const std::string& why) {
+        absl::Status s = decide(ds::kPromoted, why);
+        if (!s.ok()) return s;
         BestEffortModelMove(store_, spec.model, spec.version, ms::kStaged, ms::kProduction, why,
                             actor_);
         if (plan.old && !(plan.old->model == spec.model && plan.old->version == spec.version)) {
@@ -625,33 +625,31 @@ absl::StatusOr<state::DeploymentRecord> RolloutReconciler::Step(const std::strin
                                           d.endpoint, spec.model, spec.version, d.id),
                               actor_);
         }
-        return absl::OkStatus();
+        return s;
       };
-      auto roll_back = [&](const std::string& why) -> absl::Status {
-        FERRY_RETURN_IF_ERROR(
-            Restore(store_, d, e, plan.from_json, ds::kRolledBack, why, actor_, now).status());
-        BestEffortModelMove(store_, spec.model, spec.version, ms::kStaged, ms::kRejected, why,
-                            actor_);
-        return absl::OkStatus();
+      auto end_unpromoted = [&](std::string_view to, const std::string& why) {
+        absl::Status s = decide(to, why);
+        if (s.ok()) {
+          BestEffortModelMove(store_, spec.model, spec.version, ms::kStaged,
+                              to == ds::kFailed ? ms::kArchived : ms::kRejected, why, actor_);
+        }
+        return s;
       };
 
       if (!crossed.empty()) {
-        moved = roll_back(fmt::format("{} {}", who, crossed));
+        moved = end_unpromoted(ds::kRolledBack, fmt::format("{} {}", who, crossed));
       } else if (!ready) {
         if (baked < spec.ready_timeout) return d;  // wait
-        const std::string why = fmt::format("{} not ready within {}: {}", who,
-                                            absl::FormatDuration(spec.ready_timeout), ready_how);
-        moved = Restore(store_, d, e, plan.from_json, ds::kFailed, why, actor_, now).status();
-        if (moved.ok()) {
-          BestEffortModelMove(store_, spec.model, spec.version, ms::kStaged, ms::kArchived, why,
-                              actor_);
-        }
+        moved = end_unpromoted(ds::kFailed,
+                               fmt::format("{} not ready within {}: {}", who,
+                                           absl::FormatDuration(spec.ready_timeout), ready_how));
       } else if (plan.first || d.strategy == "blue_green") {
         moved = promote(fmt::format("{} ready ({}); it takes 100% of traffic", who, ready_how));
       } else if (baked < spec.bake) {
         return d;  // wait
       } else if (h.requests < spec.min_requests) {
-        moved = roll_back(
+        moved = end_unpromoted(
+            ds::kRolledBack,
             fmt::format("not enough traffic: {} got {} requests in the {} bake, min_requests {}",
                         who, h.requests, absl::FormatDuration(spec.bake), spec.min_requests));
       } else {
@@ -664,8 +662,12 @@ absl::StatusOr<state::DeploymentRecord> RolloutReconciler::Step(const std::strin
       }
     }
     if (!moved.ok() && !IsRace(moved)) return moved;
+    last = moved;
   }
-  return d;
+  return absl::AbortedError(fmt::format(
+      "deployment {}: no end after {} moves in one step (last: {}); other reconcilers keep moving "
+      "it, or its endpoint is changed by hand",
+      id, kMaxMovesPerStep, last.ok() ? std::string("ok") : std::string(last.message())));
 }
 
 absl::StatusOr<state::DeploymentRecord> RolloutReconciler::RunUntilDone(
@@ -695,7 +697,7 @@ absl::StatusOr<state::DeploymentRecord> RolloutReconciler::RunUntilDone(
 
 absl::Status RolloutReconciler::ReconcileEndpoint(const std::string& endpoint) {
   FERRY_ASSIGN_OR_RETURN(std::optional<state::DeploymentRecord> d, InFlight(store_, endpoint));
-  if (!d) return absl::OkStatus();
+  if (!d) return SettleEndpoint(store_, endpoint, actor_);
   return Step(d->id).status();
 }
 
@@ -706,28 +708,37 @@ absl::StatusOr<state::DeploymentRecord> Rollback(state::StateStore& store,
                                                  const std::string& reason,
                                                  const std::string& actor, const Clock& clock) {
   const std::string why = reason.empty() ? std::string("`ferry rollback`") : reason;
+  FERRY_RETURN_IF_ERROR(store.GetEndpoint(endpoint).status());
   absl::Status last;
   for (int attempt = 0; attempt < 3; ++attempt) {
-    FERRY_ASSIGN_OR_RETURN(state::EndpointRecord e, store.GetEndpoint(endpoint));
     FERRY_ASSIGN_OR_RETURN(std::optional<state::DeploymentRecord> flight,
                            InFlight(store, endpoint));
     if (flight) {
-      const state::DeploymentRecord& d = *flight;
       const std::string message = fmt::format("rolled back: {}", why);
-      absl::StatusOr<state::DeploymentRecord> out = Restore(
-          store, d, e, Canonical(d.from_config_json), ds::kRolledBack, message, actor, clock.Now());
-      if (out.ok()) {
-        if (absl::StatusOr<Spec> spec = ParseSpec(d); spec.ok()) {
-          BestEffortModelMove(store, spec->model, spec->version, ms::kStaged, ms::kRejected,
-                              message, actor);
-        }
-        return out;
+      absl::StatusOr<state::DeploymentRecord> out =
+          store.TransitionDeployment({.id = flight->id,
+                                      .from = flight->state,
+                                      .to = ds::kRolledBack,
+                                      .expected_version = flight->version,
+                                      .reason = message,
+                                      .actor = actor,
+                                      .message = message,
+                                      .at = clock.Now()});
+      if (!out.ok() && IsRace(out.status())) {
+        last = out.status();
+        continue;  // a reconciler moved it meanwhile: look again
       }
-      if (!IsRace(out.status())) return out.status();
-      last = out.status();
-      continue;
+      FERRY_RETURN_IF_ERROR(out.status());
+      if (absl::StatusOr<Spec> spec = ParseSpec(*flight); spec.ok()) {
+        BestEffortModelMove(store, spec->model, spec->version, ms::kStaged, ms::kRejected, message,
+                            actor);
+      }
+      FERRY_RETURN_IF_ERROR(SettleEndpoint(store, endpoint, actor));
+      return out;
     }
 
+    FERRY_RETURN_IF_ERROR(SettleEndpoint(store, endpoint, actor));
+    FERRY_ASSIGN_OR_RETURN(state::EndpointRecord e, store.GetEndpoint(endpoint));
     FERRY_ASSIGN_OR_RETURN(std::vector<state::DeploymentRecord> all,
                            store.ListDeployments(endpoint, 0));
     const state::DeploymentRecord* promoted = nullptr;
@@ -750,12 +761,10 @@ absl::StatusOr<state::DeploymentRecord> Rollback(state::StateStore& store,
           "first (there was no config before it); deploy another model version instead",
           endpoint, promoted->id));
     }
-    if (e.state != es::kInService) {
-      return absl::FailedPreconditionError(
-          fmt::format("endpoint {} is {}; a rollback after a promotion needs it in_service",
-                      endpoint, e.state));
-    }
     const std::string restore = serve::EndpointConfigToJson(*before);
+    const std::string message =
+        fmt::format("{} -> {} (the config before deployment {}): {}", Describe(e.config_json),
+                    Describe(restore), promoted->id, why);
     json spec = {{"rollback_of", promoted->id}, {"reason", why}};
     absl::StatusOr<state::DeploymentRecord> d =
         store.CreateDeployment({.id = state::NewDeploymentId(clock),
@@ -764,42 +773,12 @@ absl::StatusOr<state::DeploymentRecord> Rollback(state::StateStore& store,
                                 .spec_json = spec.dump(),
                                 .from_config_json = e.config_json,
                                 .actor = actor});
-    if (!d.ok()) return d.status();
-    const std::string message =
-        fmt::format("{} -> {} (the config before deployment {}): {}", Describe(e.config_json),
-                    Describe(restore), promoted->id, why);
+    if (!d.ok() && IsRace(d.status())) {
+      last = d.status();
+      continue;  // a deployment started meanwhile: roll that one back instead
+    }
+    FERRY_RETURN_IF_ERROR(d.status());
     const absl::Time now = clock.Now();
-    absl::StatusOr<state::EndpointRecord> moved =
-        store.TransitionEndpoint({.name = endpoint,
-                                  .from = es::kInService,
-                                  .to = es::kRollingBack,
-                                  .expected_version = e.version,
-                                  .reason = fmt::format("deployment {}: {}", d->id, message),
-                                  .actor = actor});
-    if (moved.ok()) {
-      moved = store.TransitionEndpoint({.name = endpoint,
-                                        .from = es::kRollingBack,
-                                        .to = es::kInService,
-                                        .expected_version = moved->version,
-                                        .reason = fmt::format("deployment {}: {}", d->id, message),
-                                        .actor = actor,
-                                        .config_json = restore});
-    }
-    if (!moved.ok()) {
-      const std::string failed =
-          fmt::format("the endpoint moved meanwhile: {}", moved.status().message());
-      (void)store
-          .TransitionDeployment({.id = d->id,
-                                 .from = ds::kPending,
-                                 .to = ds::kFailed,
-                                 .expected_version = d->version,
-                                 .reason = failed,
-                                 .actor = actor,
-                                 .message = failed,
-                                 .at = now})
-          .status();
-      return moved.status();
-    }
     FERRY_ASSIGN_OR_RETURN(state::DeploymentRecord baking,
                            store.TransitionDeployment({.id = d->id,
                                                        .from = ds::kPending,
@@ -816,10 +795,12 @@ absl::StatusOr<state::DeploymentRecord> Rollback(state::StateStore& store,
                                                        .expected_version = baking.version,
                                                        .reason = message,
                                                        .actor = actor,
+                                                       .to_config_json = restore,
                                                        .message = message,
                                                        .at = now}));
-    // The registry follows: the restored live version serves production again, the one it
-    // replaces is archived.
+    FERRY_RETURN_IF_ERROR(SettleEndpoint(store, endpoint, actor));
+    // The registry follows: the restored live versions serve production again, the ones they
+    // replace are archived.
     absl::StatusOr<serve::EndpointConfig> current = serve::ParseEndpointConfig(e.config_json);
     for (const serve::VariantConfig& v : before->variants) {
       if (v.mode != "live" || v.weight == 0) continue;
@@ -840,7 +821,9 @@ absl::StatusOr<state::DeploymentRecord> Rollback(state::StateStore& store,
     }
     return done;
   }
-  return last;
+  return absl::AbortedError(
+      fmt::format("rollback of endpoint {}: its deployments kept moving ({}); run it again",
+                  endpoint, last.message()));
 }
 
 }  // namespace ferry::controller

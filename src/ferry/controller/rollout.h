@@ -45,11 +45,12 @@
 // wrote the bake config (so counters of an earlier deployment's variant of the same name do not
 // count), for the new variant's name, model and version.
 //
-// The endpoint moves first and the deployment second: while a deployment is in flight, only it
-// changes the endpoint, and once it is promoted, rolled back or failed, the endpoint is settled.
-// A crash between the two moves is repaired by the next Step (it sees the endpoint already
-// moved); a crash after the endpoint was restored but before the deployment was marked makes the
-// next Step write the bake config again and re-decide (a timed-out one fails again at once).
+// The deployment decides first and the endpoint follows: promoted, rolled back or failed is one
+// compare-and-set transition of the deployment (so two reconcilers can never decide differently),
+// and then the endpoint is settled to where the decision leaves it (the to config when promoted,
+// the from config otherwise). Whoever sees the endpoint's newest deployment ended and the endpoint
+// not there yet settles it — Step, ReconcileEndpoint, StartDeployment and Rollback all do — so a
+// process that stops between the two moves leaves nothing half done.
 //
 // Model versions follow, best effort and only along legal edges of ModelVersionKind: baking ->
 // the new version validated -> staged; promoted -> staged -> production and the replaced live
