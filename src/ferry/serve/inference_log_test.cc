@@ -524,7 +524,7 @@ TEST_F(InferenceLogTest, KillNineLeavesOnlyWholeSegments) {
   absl::Time deadline = absl::Now() + absl::Seconds(30);
   while (absl::Now() < deadline) {
     auto listed = lake_->List("inference/churn");
-    ASSERT_TRUE(listed.ok());
+    ASSERT_TRUE(listed.ok()) << listed.status();
     keys = *listed;
     if (keys.size() >= 3) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));  // a polling interval, not a wait
