@@ -415,9 +415,15 @@ absl::StatusOr<std::vector<std::string>> LocalArtifactStore::List(std::string_vi
   for (auto it = stdfs::recursive_directory_iterator(folder, ec);
        !ec && it != stdfs::recursive_directory_iterator(); it.increment(ec)) {
     std::string path = it->path().string();
-    stdfs::file_status status = it->symlink_status(ec);
-    if (ec) break;
+    // Temp files are skipped before they are inspected: a concurrent Put renames them away, and
+    // their stat would fail.
     if (IsTempName(BaseName(path))) continue;
+    stdfs::file_status status = it->symlink_status(ec);
+    if (ec == std::errc::no_such_file_or_directory) {
+      ec.clear();  // removed or renamed since the folder was read: not listed
+      continue;
+    }
+    if (ec) break;
     bool object = stdfs::is_regular_file(status);
     if (stdfs::is_symlink(status)) {
       // Listed when it resolves to a file inside the lake; symlinked folders are not descended.
