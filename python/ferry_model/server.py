@@ -12,6 +12,8 @@ Errors are {"error": {"code": CODE, "message": TEXT}}; see ERRORS.
 The runner's batch `predict` (runner.py) reads its rows with parse_instances and answers through
 invoke, as /invocations does, so that the same rows give the same document offline and online.
 
+Connections are kept alive (HTTP/1.1) unless a request fails before its body was read.
+
 Thread-safety: one thread per connection (ThreadingHTTPServer); `predict` is serialized by a
 lock unless the model class sets `thread_safe = True`.
 
@@ -185,12 +187,17 @@ def load_model(cls, model_dir):
 def _make_handler(model, lock, max_body_bytes):
     class Handler(BaseHTTPRequestHandler):
         server_version = "ferry_model/0.1"
+        # Keep-alive: ferry's worker pool sends every request of a connection it keeps open
+        # (every response has a Content-Length, so HTTP/1.1 framing holds).
+        protocol_version = "HTTP/1.1"
         timeout = 60  # a silent client does not hold a thread forever
 
         def _send(self, status, body):
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.end_headers()
             try:
                 self.wfile.write(body)
@@ -198,11 +205,18 @@ def _make_handler(model, lock, max_body_bytes):
                 pass
 
         def _error(self, code, message):
+            if not self._body_read:
+                # Whatever body the request has is unread: the stream is out of step.
+                self.close_connection = True
             body = json.dumps({"error": {"code": code, "message": message}}).encode()
             self._send(ERRORS[code][0], body)
 
         def _route(self):
             return self.path.split("?", 1)[0]
+
+        def parse_request(self):
+            self._body_read = False  # per request of a kept-alive connection
+            return super().parse_request()
 
         def do_GET(self):
             if self._route() == "/ping":
@@ -250,6 +264,7 @@ def _make_handler(model, lock, max_body_bytes):
             if len(body) != length:
                 raise RequestError("bad_request", f"the body ended after {len(body)} of {length} "
                                    "bytes")
+            self._body_read = True
             return body
 
         def _not_allowed(self):

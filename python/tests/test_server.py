@@ -1,4 +1,5 @@
 """`serve`: a trained toy model served on port 0, queried over HTTP, stopped by SIGTERM."""
+import http.client
 import json
 import os
 import signal
@@ -90,6 +91,24 @@ class ServeTest(unittest.TestCase):
         status, body = self.server.raw("POST /invocations HTTP/1.1\r\nHost: t\r\n"
                                        "Content-Length: ten\r\n\r\n")
         self.assertEqual((status, body["error"]["code"]), (400, "bad_request"))
+
+    def test_keep_alive(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=10)
+        try:
+            for x, want in ((1, 11.0), (2, 12.0)):
+                conn.request("POST", "/invocations", body=json.dumps([{"x": x}]),
+                             headers={"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                self.assertEqual((resp.status, json.loads(resp.read())),
+                                 (200, {"predictions": [want]}))
+                self.assertFalse(resp.will_close)  # the same connection serves the next one
+            # An error before the body was read closes the connection (the stream is out of step).
+            conn.request("POST", "/nowhere", body="{}")
+            resp = conn.getresponse()
+            resp.read()
+            self.assertEqual((resp.status, resp.getheader("Connection")), (404, "close"))
+        finally:
+            conn.close()
 
     def test_predict_exception(self):
         msg = self.assertError(self.server.post([{"x": 1}, {"boom": True}]), 500,
