@@ -225,9 +225,11 @@ run_ferry() {
   [[ -x "$FERRY" ]] || die "no ferry binary at $FERRY; run \`ninja -C build ferry\` (or set FERRY=...)"
   cp "$FERRY" "$work/bin/ferry"
   local ferry=$work/bin/ferry
-  if ! "$ferry" serve --help >/dev/null 2>&1; then
-    if "$ferry" --help 2>&1 | grep -qE '^\s+serve\b'; then
-      die "$FERRY lists a serve command but \`ferry serve --help\` fails"
+  # `ferry serve --help` is no test by itself: without a serve command, CLI11 prints the
+  # top-level help and exits 0. A serve command's help starts its usage with "ferry serve".
+  if ! "$ferry" serve --help 2>&1 | grep -qE '^Usage: [^ ]*ferry serve( |$)'; then
+    if "$ferry" --help 2>&1 | grep -qE '^ +serve( |$)'; then
+      die "$FERRY lists a serve command but \`ferry serve --help\` does not print its usage"
     fi
     say "  SKIPPED: $FERRY has no \`serve\` command yet (build a ferry with issue 5's serving to measure it)"
     skipped[ferry]="the ferry binary has no serve command"
