@@ -25,10 +25,11 @@ test: build
 
 bench: build
 	@scripts/install-deps.sh --bench
-	@ninja -C build data_bench train_bench
+	@ninja -C build ferry data_bench train_bench
 	@bench/scheduler.sh
 	@bench/data.sh
 	@bench/train.sh
+	@bench/serve.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build and the tests need, only those missing (idempotent).
 #   scripts/install-deps.sh           build + tests
-#   scripts/install-deps.sh --bench   also the baselines of bench/ (snakemake, hyperfine)
+#   scripts/install-deps.sh --bench   also the baselines of bench/ (snakemake, hyperfine, wrk,
+#                                     nginx, gunicorn + Flask + scikit-learn)
+# nginx and prometheus are Debian packages that start a system service (nginx on port 80) when
+# installed; the benches and tests start their own instances on loopback ports instead, so the
+# install runs with a temporary /usr/sbin/policy-rc.d that forbids starting services (unless one
+# is already there, which is then left alone).
 set -euo pipefail
 
 packages=(
@@ -11,9 +16,10 @@ packages=(
   postgresql zstd python3-pandas python3-zstandard libeigen3-dev libxgboost-dev
   python3-sklearn python3-xgboost
   python3 procps
+  prometheus
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages=(snakemake hyperfine make python3)
+  packages=(snakemake hyperfine make python3 wrk nginx-light gunicorn python3-flask python3-sklearn)
 fi
 
 missing=()
@@ -28,5 +34,12 @@ sudo=""
 if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
 echo "installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+policy=/usr/sbin/policy-rc.d
+if [[ ! -e $policy ]]; then
+  # Exit status 101 of policy-rc.d = "action forbidden": invoke-rc.d starts no service.
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee $policy >/dev/null
+  $sudo chmod 755 $policy
+  trap '$sudo rm -f $policy' EXIT
+fi
 $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
 $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
