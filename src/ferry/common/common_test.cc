@@ -52,6 +52,38 @@ TEST(IdsTest, RunIdsSortAndDiffer) {
   EXPECT_FALSE(IsValidName(""));
 }
 
+TEST(IdsTest, UuidV7LayoutAndOrder) {
+  FakeClock clock(absl::FromUnixMillis(0x0193a1b2c3d4));
+  std::string first = NewUuidV7(clock);
+  ASSERT_TRUE(IsUuid(first)) << first;
+  EXPECT_EQ(first.substr(0, 13), "0193a1b2-c3d4");  // the 48-bit ms timestamp
+  EXPECT_EQ(first[14], '7');                        // version
+  EXPECT_NE(std::string("89ab").find(first[19]), std::string::npos) << first;  // variant 10
+  // Same ms: strictly increasing (the counter), 5000 ids overflow 12 bits and still sort.
+  std::string prev = first;
+  for (int i = 0; i < 5000; ++i) {
+    std::string next = NewUuidV7(clock);
+    ASSERT_LT(prev, next) << i;
+    prev = next;
+  }
+  // A clock that goes back does not reorder ids.
+  FakeClock earlier(absl::FromUnixMillis(0x0193a1b2c000));
+  EXPECT_LT(prev, NewUuidV7(earlier));
+  // Later ms: the timestamp moves.
+  clock.Advance(absl::Seconds(10));
+  EXPECT_EQ(NewUuidV7(clock).substr(0, 13), "0193a1b2-eae4");
+}
+
+TEST(IdsTest, IsUuid) {
+  EXPECT_TRUE(IsUuid("0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"));
+  EXPECT_TRUE(IsUuid("550E8400-E29B-41D4-A716-446655440000"));  // v4, upper case
+  EXPECT_FALSE(IsUuid("0193a1b2c3d47e5f8a9b0c1d2e3f4a5b"));
+  EXPECT_FALSE(IsUuid("0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5"));
+  EXPECT_FALSE(IsUuid("0193a1b2-c3d4-7e5f-8a9b_0c1d2e3f4a5b"));
+  EXPECT_FALSE(IsUuid("g193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"));
+  EXPECT_FALSE(IsUuid(""));
+}
+
 TEST(FsTest, AtomicWriteAndPaths) {
   std::string dir =
       std::filesystem::temp_directory_path() / ("ferry_fs_" + std::to_string(getpid()));
