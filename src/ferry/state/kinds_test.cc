@@ -94,13 +94,20 @@ INSTANTIATE_TEST_SUITE_P(AllKinds, KindTableTest, ::testing::ValuesIn(AllKinds()
                          });
 
 TEST(KindsTest, AllKindsListsEachOnceWithDistinctNames) {
-  ASSERT_EQ(AllKinds().size(), 3u);
+  ASSERT_EQ(AllKinds().size(), 5u);
   EXPECT_EQ(AllKinds()[0], &PipelineRunKind());
   EXPECT_EQ(AllKinds()[1], &TaskRunKind());
   EXPECT_EQ(AllKinds()[2], &ModelVersionKind());
+  EXPECT_EQ(AllKinds()[3], &EndpointKind());
+  EXPECT_EQ(AllKinds()[4], &DeploymentKind());
   EXPECT_EQ(PipelineRunKind().name, "PipelineRun");
   EXPECT_EQ(TaskRunKind().name, "TaskRun");
   EXPECT_EQ(ModelVersionKind().name, "ModelVersion");
+  EXPECT_EQ(EndpointKind().name, "Endpoint");
+  EXPECT_EQ(DeploymentKind().name, "Deployment");
+  std::set<std::string_view> names;
+  for (const KindTable* kind : AllKinds()) names.insert(kind->name);
+  EXPECT_EQ(names.size(), AllKinds().size());
 }
 
 TEST(KindsTest, FindKindFoldsCaseAndSeparators) {
@@ -112,6 +119,8 @@ TEST(KindsTest, FindKindFoldsCaseAndSeparators) {
   EXPECT_EQ(FindKind("TaskRun"), &TaskRunKind());
   EXPECT_EQ(FindKind("model_version"), &ModelVersionKind());
   EXPECT_EQ(FindKind("ModelVersion"), &ModelVersionKind());
+  EXPECT_EQ(FindKind("endpoint"), &EndpointKind());
+  EXPECT_EQ(FindKind("Deployment"), &DeploymentKind());
   EXPECT_EQ(FindKind("taskruns"), nullptr);
   EXPECT_EQ(FindKind("model"), nullptr);
   EXPECT_EQ(FindKind(""), nullptr);
@@ -179,6 +188,54 @@ TEST(KindsTest, ModelVersionSamples) {
   EXPECT_FALSE(IsLegal(k, kRejected, kValidated));
   EXPECT_FALSE(IsLegal(k, kProduction, kRejected));
   for (std::string_view to : k.states) EXPECT_FALSE(IsLegal(k, kTombstoned, to)) << to;
+}
+
+TEST(KindsTest, EndpointSamples) {
+  using namespace endpoint_state;
+  const KindTable& k = EndpointKind();
+  EXPECT_EQ(k.states, (std::vector<std::string_view>{kCreating, kInService, kUpdating, kRollingBack,
+                                                     kFailed, kDeleting, kDeleted}));
+  EXPECT_EQ(k.terminal, (std::vector<std::string_view>{kDeleted}));
+  EXPECT_EQ(k.edges.size(), 11u);
+  // A deployment moves it out of service and back; a rollback too, from either side.
+  EXPECT_TRUE(IsLegal(k, kCreating, kInService));
+  EXPECT_TRUE(IsLegal(k, kInService, kUpdating));
+  EXPECT_TRUE(IsLegal(k, kUpdating, kInService));
+  EXPECT_TRUE(IsLegal(k, kUpdating, kRollingBack));
+  EXPECT_TRUE(IsLegal(k, kInService, kRollingBack));
+  EXPECT_TRUE(IsLegal(k, kRollingBack, kInService));
+  EXPECT_TRUE(IsLegal(k, kFailed, kUpdating));  // a new deployment repairs it
+  EXPECT_FALSE(IsLegal(k, kCreating, kUpdating));
+  EXPECT_FALSE(IsLegal(k, kFailed, kInService));
+  EXPECT_FALSE(IsLegal(k, kRollingBack, kUpdating));
+  // Only an endpoint that is not changing can be deleted, and deleted is the end.
+  EXPECT_TRUE(IsLegal(k, kInService, kDeleting));
+  EXPECT_TRUE(IsLegal(k, kFailed, kDeleting));
+  EXPECT_FALSE(IsLegal(k, kUpdating, kDeleting));
+  EXPECT_FALSE(IsLegal(k, kCreating, kDeleting));
+  EXPECT_FALSE(IsLegal(k, kDeleting, kInService));
+  for (std::string_view to : k.states) EXPECT_FALSE(IsLegal(k, kDeleted, to)) << to;
+}
+
+TEST(KindsTest, DeploymentSamples) {
+  using namespace deployment_state;
+  const KindTable& k = DeploymentKind();
+  EXPECT_EQ(k.states,
+            (std::vector<std::string_view>{kPending, kBaking, kPromoted, kRolledBack, kFailed}));
+  EXPECT_EQ(k.terminal, (std::vector<std::string_view>{kPromoted, kRolledBack, kFailed}));
+  EXPECT_EQ(k.edges.size(), 6u);
+  // Nothing is promoted without baking; every end is final.
+  EXPECT_TRUE(IsLegal(k, kPending, kBaking));
+  EXPECT_TRUE(IsLegal(k, kBaking, kPromoted));
+  EXPECT_FALSE(IsLegal(k, kPending, kPromoted));
+  EXPECT_TRUE(IsLegal(k, kPending, kRolledBack));
+  EXPECT_TRUE(IsLegal(k, kBaking, kRolledBack));
+  EXPECT_TRUE(IsLegal(k, kPending, kFailed));
+  EXPECT_TRUE(IsLegal(k, kBaking, kFailed));
+  EXPECT_FALSE(IsLegal(k, kBaking, kPending));
+  for (std::string_view end : k.terminal) {
+    for (std::string_view to : k.states) EXPECT_FALSE(IsLegal(k, end, to)) << end << " " << to;
+  }
 }
 
 TEST(KindsTest, UsableModelStates) {

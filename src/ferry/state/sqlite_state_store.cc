@@ -5,12 +5,14 @@
 #include <algorithm>
 #include <cmath>
 #include <iterator>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "ferry/common/ids.h"
 #include "ferry/common/status.h"
 #include "ferry/state/kinds.h"
 #include "fmt/format.h"
@@ -119,7 +121,26 @@ enum class Query : int {
   kSetExperimentMetrics,
   kSetExperimentModelVersion,
   kSetModelVersionArtifact,
-  kLast = kSetModelVersionArtifact,
+  kInsertEndpoint,
+  kGetEndpoint,
+  kListEndpoints,
+  kEndpointState,
+  kUpdateEndpoint,
+  kInsertDeployment,
+  kGetDeployment,
+  kDeploymentState,
+  kDeploymentWithKey,
+  kInFlightDeployment,
+  kListDeployments,
+  kListDeploymentsOfEndpoint,
+  kUpdateDeployment,
+  kPutVariantStats,
+  kListVariantStats,
+  kDeleteVariantStats,
+  kInsertApiKey,
+  kListApiKeys,
+  kRevokeApiKey,
+  kLast = kRevokeApiKey,
 };
 
 class Statement {
@@ -235,6 +256,9 @@ using sqlite_internal::WriteTransaction;
 // The live states of a PipelineRun: the non-terminal ones of PipelineRunKind(). They are spelled
 // out in the unique index below and in kLiveRunWithKey, which must match it for SQLite to use it.
 #define FERRY_LIVE_RUN_STATES "('queued', 'running', 'cancelling')"
+// The in-flight states of a Deployment: the non-terminal ones of DeploymentKind(). Spelled out in
+// the unique index below and in kInFlightDeployment, which must match it for SQLite to use it.
+#define FERRY_IN_FLIGHT_DEPLOYMENT_STATES "('pending', 'baking')"
 
 struct Migration {
   int version;
@@ -390,6 +414,70 @@ CREATE UNIQUE INDEX experiments_one_per_task ON experiments (run_id, task) WHERE
 CREATE INDEX experiments_by_name ON experiments (name, id);
 CREATE INDEX experiments_by_model_type ON experiments (model_type, id);
 )sql"},
+    // Serving: endpoints and their deployments (state machines, like runs), the stats serving
+    // processes publish, and API keys. Endpoint names are never reused (a deleted endpoint keeps
+    // its row and its history). `deployments_one_in_flight` is the rule "one deployment in flight
+    // per endpoint": of two concurrent creations, the second insert fails on it, in any process.
+    // JSON columns hold what the store checked before writing (objects, a latency histogram).
+    {4, R"sql(
+CREATE TABLE endpoints (
+  name TEXT NOT NULL PRIMARY KEY,
+  state TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  config_json TEXT NOT NULL DEFAULT '{}',
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  message TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+
+CREATE TABLE deployments (
+  id TEXT NOT NULL PRIMARY KEY,
+  endpoint TEXT NOT NULL REFERENCES endpoints (name),
+  state TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  strategy TEXT NOT NULL,
+  spec_json TEXT NOT NULL DEFAULT '{}',
+  from_config_json TEXT NOT NULL DEFAULT '{}',
+  to_config_json TEXT NOT NULL DEFAULT '',
+  idempotency_key TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  baking_since INTEGER,
+  finished_at INTEGER,
+  message TEXT NOT NULL DEFAULT '',
+  actor TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX deployments_by_created ON deployments (created_at);
+CREATE INDEX deployments_by_endpoint ON deployments (endpoint, created_at);
+CREATE UNIQUE INDEX deployments_one_in_flight ON deployments (endpoint)
+  WHERE state IN )sql" FERRY_IN_FLIGHT_DEPLOYMENT_STATES R"sql(;
+CREATE UNIQUE INDEX deployments_one_per_key ON deployments (endpoint, idempotency_key)
+  WHERE idempotency_key <> '';
+
+CREATE TABLE variant_stats (
+  endpoint TEXT NOT NULL,
+  instance TEXT NOT NULL,
+  variant TEXT NOT NULL,
+  model TEXT NOT NULL DEFAULT '',
+  model_version INTEGER NOT NULL DEFAULT 0,
+  endpoint_version INTEGER NOT NULL DEFAULT 0,
+  ready INTEGER NOT NULL DEFAULT 0,
+  requests INTEGER NOT NULL DEFAULT 0,
+  errors INTEGER NOT NULL DEFAULT 0,
+  latency_json TEXT NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (endpoint, instance, variant)
+) WITHOUT ROWID;
+
+CREATE TABLE api_keys (
+  id TEXT NOT NULL PRIMARY KEY,
+  name TEXT NOT NULL DEFAULT '',
+  role TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  revoked_at INTEGER
+);
+CREATE INDEX api_keys_by_created ON api_keys (created_at);
+)sql"},
 };
 
 #define FERRY_RUN_COLUMNS                                                                  \
@@ -406,6 +494,15 @@ CREATE INDEX experiments_by_model_type ON experiments (model_type, id);
 #define FERRY_EXPERIMENT_COLUMNS                                                              \
   "id, name, run_id, task, model_type, params_json, metrics_json, dataset, dataset_version, " \
   "code_hash, artifact_uri, duration_seconds, model_version, created_at, updated_at"
+#define FERRY_ENDPOINT_COLUMNS "name, state, version, config_json, created_at, updated_at, message"
+#define FERRY_DEPLOYMENT_COLUMNS                                                      \
+  "id, endpoint, state, version, strategy, spec_json, from_config_json, "             \
+  "to_config_json, idempotency_key, created_at, baking_since, finished_at, message, " \
+  "actor"
+#define FERRY_VARIANT_STATS_COLUMNS                                                        \
+  "endpoint, instance, variant, model, model_version, endpoint_version, ready, requests, " \
+  "errors, latency_json, updated_at"
+#define FERRY_API_KEY_COLUMNS "id, name, role, hash, created_at, revoked_at"
 
 // Every statement is a constant; values only ever reach SQLite through sqlite3_bind_*.
 const char* Sql(Query q) {
@@ -578,6 +675,73 @@ const char* Sql(Query q) {
     case Query::kSetModelVersionArtifact:
       return "UPDATE model_versions SET artifact_uri = ?1 "
              "WHERE model = ?2 AND version = ?3 AND (artifact_uri = '' OR artifact_uri = ?1)";
+    case Query::kInsertEndpoint:
+      return "INSERT INTO endpoints (name, state, version, config_json, created_at, updated_at) "
+             "VALUES (?1, 'creating', 1, ?2, ?3, ?3) RETURNING " FERRY_ENDPOINT_COLUMNS;
+    case Query::kGetEndpoint:
+      return "SELECT " FERRY_ENDPOINT_COLUMNS " FROM endpoints WHERE name = ?1";
+    case Query::kListEndpoints:
+      return "SELECT " FERRY_ENDPOINT_COLUMNS " FROM endpoints ORDER BY name";
+    case Query::kEndpointState:
+      return "SELECT state, version FROM endpoints WHERE name = ?1";
+    case Query::kUpdateEndpoint:
+      // NULL in ?3, ?4 keeps the column.
+      return "UPDATE endpoints SET state = ?1, version = version + 1, updated_at = ?2, "
+             "config_json = COALESCE(?3, config_json), message = COALESCE(?4, message) "
+             "WHERE name = ?5 AND state = ?6 AND version = ?7 RETURNING " FERRY_ENDPOINT_COLUMNS;
+    case Query::kInsertDeployment:
+      return "INSERT INTO deployments (id, endpoint, state, version, strategy, spec_json, "
+             "from_config_json, idempotency_key, created_at, actor) "
+             "VALUES (?1, ?2, 'pending', 1, ?3, ?4, ?5, ?6, ?7, ?8) "
+             "RETURNING " FERRY_DEPLOYMENT_COLUMNS;
+    case Query::kGetDeployment:
+      return "SELECT " FERRY_DEPLOYMENT_COLUMNS " FROM deployments WHERE id = ?1";
+    case Query::kDeploymentState:
+      return "SELECT state, version FROM deployments WHERE id = ?1";
+    case Query::kDeploymentWithKey:
+      // `idempotency_key <> ''` matches the partial unique index, so SQLite uses it.
+      return "SELECT " FERRY_DEPLOYMENT_COLUMNS
+             " FROM deployments "
+             "WHERE endpoint = ?1 AND idempotency_key = ?2 AND idempotency_key <> ''";
+    case Query::kInFlightDeployment:
+      return "SELECT " FERRY_DEPLOYMENT_COLUMNS
+             " FROM deployments "
+             "WHERE endpoint = ?1 AND state IN " FERRY_IN_FLIGHT_DEPLOYMENT_STATES;
+    case Query::kListDeployments:
+      return "SELECT " FERRY_DEPLOYMENT_COLUMNS
+             " FROM deployments ORDER BY created_at DESC, rowid DESC LIMIT ?1";
+    case Query::kListDeploymentsOfEndpoint:
+      return "SELECT " FERRY_DEPLOYMENT_COLUMNS
+             " FROM deployments WHERE endpoint = ?1 "
+             "ORDER BY created_at DESC, rowid DESC LIMIT ?2";
+    case Query::kUpdateDeployment:
+      // ?2: the time when entering baking, ?3: the time when entering a terminal state, else
+      // NULL. NULL in ?2..?5 keeps the column.
+      return "UPDATE deployments SET state = ?1, version = version + 1, "
+             "baking_since = COALESCE(?2, baking_since), finished_at = COALESCE(?3, finished_at), "
+             "to_config_json = COALESCE(?4, to_config_json), message = COALESCE(?5, message) "
+             "WHERE id = ?6 AND state = ?7 AND version = ?8 RETURNING " FERRY_DEPLOYMENT_COLUMNS;
+    case Query::kPutVariantStats:
+      return "INSERT INTO variant_stats (" FERRY_VARIANT_STATS_COLUMNS
+             ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
+             "ON CONFLICT (endpoint, instance, variant) DO UPDATE SET model = excluded.model, "
+             "model_version = excluded.model_version, "
+             "endpoint_version = excluded.endpoint_version, ready = excluded.ready, "
+             "requests = excluded.requests, errors = excluded.errors, "
+             "latency_json = excluded.latency_json, updated_at = excluded.updated_at";
+    case Query::kListVariantStats:
+      return "SELECT " FERRY_VARIANT_STATS_COLUMNS
+             " FROM variant_stats WHERE endpoint = ?1 ORDER BY instance, variant";
+    case Query::kDeleteVariantStats:
+      return "DELETE FROM variant_stats WHERE endpoint = ?1 AND instance = ?2";
+    case Query::kInsertApiKey:
+      // No row back: the id is taken.
+      return "INSERT INTO api_keys (id, name, role, hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5) "
+             "ON CONFLICT (id) DO NOTHING RETURNING " FERRY_API_KEY_COLUMNS;
+    case Query::kListApiKeys:
+      return "SELECT " FERRY_API_KEY_COLUMNS " FROM api_keys ORDER BY created_at, rowid";
+    case Query::kRevokeApiKey:
+      return "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?1) WHERE id = ?2";
   }
   FERRY_CHECK(false);
   return nullptr;
@@ -589,7 +753,12 @@ const char* Sql(Query q) {
 #undef FERRY_MODEL_VERSION_COLUMNS
 #undef FERRY_ALIAS_COLUMNS
 #undef FERRY_EXPERIMENT_COLUMNS
+#undef FERRY_ENDPOINT_COLUMNS
+#undef FERRY_DEPLOYMENT_COLUMNS
+#undef FERRY_VARIANT_STATS_COLUMNS
+#undef FERRY_API_KEY_COLUMNS
 #undef FERRY_LIVE_RUN_STATES
+#undef FERRY_IN_FLIGHT_DEPLOYMENT_STATES
 
 PipelineRunRecord ReadRun(const Statement& s) {
   PipelineRunRecord r;
@@ -726,6 +895,64 @@ ExperimentRecord ReadExperiment(const Statement& s) {
   return e;
 }
 
+EndpointRecord ReadEndpoint(const Statement& s) {
+  EndpointRecord e;
+  e.name = s.ColText(0);
+  e.state = s.ColText(1);
+  e.version = s.ColInt(2);
+  e.config_json = s.ColText(3);
+  e.created_at = s.ColTime(4);
+  e.updated_at = s.ColTime(5);
+  e.message = s.ColText(6);
+  return e;
+}
+
+DeploymentRecord ReadDeployment(const Statement& s) {
+  DeploymentRecord d;
+  d.id = s.ColText(0);
+  d.endpoint = s.ColText(1);
+  d.state = s.ColText(2);
+  d.version = s.ColInt(3);
+  d.strategy = s.ColText(4);
+  d.spec_json = s.ColText(5);
+  d.from_config_json = s.ColText(6);
+  d.to_config_json = s.ColText(7);
+  d.idempotency_key = s.ColText(8);
+  d.created_at = s.ColTime(9);
+  d.baking_since = s.ColTime(10);
+  d.finished_at = s.ColTime(11);
+  d.message = s.ColText(12);
+  d.actor = s.ColText(13);
+  return d;
+}
+
+VariantStatsRecord ReadVariantStats(const Statement& s) {
+  VariantStatsRecord v;
+  v.endpoint = s.ColText(0);
+  v.instance = s.ColText(1);
+  v.variant = s.ColText(2);
+  v.model = s.ColText(3);
+  v.model_version = s.ColInt(4);
+  v.endpoint_version = s.ColInt(5);
+  v.ready = s.ColInt(6) != 0;
+  v.requests = s.ColInt(7);
+  v.errors = s.ColInt(8);
+  v.latency_json = s.ColText(9);
+  v.updated_at = s.ColTime(10);
+  return v;
+}
+
+ApiKeyRecord ReadApiKey(const Statement& s) {
+  ApiKeyRecord k;
+  k.id = s.ColText(0);
+  k.name = s.ColText(1);
+  k.role = s.ColText(2);
+  k.hash = s.ColText(3);
+  k.created_at = s.ColTime(4);
+  k.revoked_at = s.ColTime(5);
+  return k;
+}
+
 // Every row of `s`, read by `read`.
 template <typename Read>
 auto ReadAll(Statement& s, std::string_view what, Read read)
@@ -833,6 +1060,118 @@ absl::Status CheckNewExperiment(const NewExperiment& e) {
   }
   return absl::OkStatus();
 }
+
+constexpr std::string_view kStrategies[] = {"blue_green", "canary", "shadow", "rollback"};
+constexpr std::string_view kApiKeyRoles[] = {"invoke", "admin"};
+
+template <size_t N>
+bool OneOf(const std::string_view (&allowed)[N], std::string_view value) {
+  return std::find(std::begin(allowed), std::end(allowed), value) != std::end(allowed);
+}
+
+absl::Status CheckEndpointName(std::string_view name) {
+  if (IsValidName(name)) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      fmt::format("'{}' is not a valid endpoint name: use letters, digits, '_', '-' and '.' (not "
+                  "first, and no '..'), at most 128 characters",
+                  name));
+}
+
+absl::Status NoEndpoint(std::string_view name) {
+  return absl::NotFoundError(fmt::format("no endpoint {}; `ferry endpoints` lists them", name));
+}
+
+absl::Status CheckNewDeployment(const NewDeployment& d) {
+  if (!IsValidName(d.id)) {
+    return absl::InvalidArgumentError(fmt::format(
+        "'{}' is not a valid deployment id: use NewDeploymentId (\"d20261127-121700-3f9a1c\")",
+        d.id));
+  }
+  FERRY_RETURN_IF_ERROR(CheckEndpointName(d.endpoint));
+  const std::string subject = fmt::format("deployment {} of endpoint {}", d.id, d.endpoint);
+  if (!OneOf(kStrategies, d.strategy)) {
+    return absl::InvalidArgumentError(fmt::format("{}: unknown strategy '{}'; use one of {}",
+                                                  subject, d.strategy,
+                                                  fmt::join(kStrategies, ", ")));
+  }
+  FERRY_RETURN_IF_ERROR(ParseJsonObject(subject, "spec_json", d.spec_json).status());
+  return ParseJsonObject(subject, "from_config_json", d.from_config_json).status();
+}
+
+// A latency histogram as VariantStatsRecord::latency_json describes it: bounds strictly
+// increasing and finite, one count per bound plus one for +Inf, every count an integer >= 0.
+absl::Status CheckLatencyJson(std::string_view subject, std::string_view text) {
+  FERRY_ASSIGN_OR_RETURN(nlohmann::ordered_json value,
+                         ParseJsonObject(subject, "latency_json", text));
+  constexpr std::string_view kShape =
+      "it must be {\"bounds_ms\": [0.1, 0.25, ...], \"counts\": [...]} with one count per bound "
+      "plus one for +Inf";
+  const auto bounds = value.find("bounds_ms");
+  const auto counts = value.find("counts");
+  if (bounds == value.end() || !bounds->is_array() || counts == value.end() ||
+      !counts->is_array()) {
+    return absl::InvalidArgumentError(
+        fmt::format("{}: latency_json lacks the arrays bounds_ms and counts; {}", subject, kShape));
+  }
+  double previous = -std::numeric_limits<double>::infinity();
+  for (size_t i = 0; i < bounds->size(); ++i) {
+    const auto& b = (*bounds)[i];
+    if (!b.is_number() || !std::isfinite(b.get<double>()) || b.get<double>() <= previous) {
+      return absl::InvalidArgumentError(fmt::format(
+          "{}: latency_json bounds_ms[{}] is {}; bounds must be finite numbers of milliseconds in "
+          "increasing order",
+          subject, i, b.dump()));
+    }
+    previous = b.get<double>();
+  }
+  if (counts->size() != bounds->size() + 1) {
+    return absl::InvalidArgumentError(
+        fmt::format("{}: latency_json has {} bounds and {} counts; {}", subject, bounds->size(),
+                    counts->size(), kShape));
+  }
+  for (size_t i = 0; i < counts->size(); ++i) {
+    const auto& c = (*counts)[i];
+    if (!c.is_number_integer() || (!c.is_number_unsigned() && c.get<int64_t>() < 0)) {
+      return absl::InvalidArgumentError(fmt::format(
+          "{}: latency_json counts[{}] is {}; counts must be integers >= 0", subject, i, c.dump()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckVariantStats(const VariantStatsRecord& s) {
+  if (s.endpoint.empty() || s.instance.empty() || s.variant.empty()) {
+    return absl::InvalidArgumentError(fmt::format(
+        "variant stats need an endpoint, an instance and a variant (got '{}', '{}', '{}')",
+        s.endpoint, s.instance, s.variant));
+  }
+  const std::string subject =
+      fmt::format("stats of variant {} of endpoint {} from {}", s.variant, s.endpoint, s.instance);
+  if (s.requests < 0 || s.errors < 0) {
+    return absl::InvalidArgumentError(
+        fmt::format("{}: requests ({}) and errors ({}) are counts, they cannot be negative",
+                    subject, s.requests, s.errors));
+  }
+  return CheckLatencyJson(subject, s.latency_json);
+}
+
+absl::Status CheckApiKey(const ApiKeyRecord& k) {
+  if (k.id.empty()) {
+    return absl::InvalidArgumentError(
+        "an API key needs an id (the public part of the key, e.g. \"k3f9a1c2b\")");
+  }
+  if (!OneOf(kApiKeyRoles, k.role)) {
+    return absl::InvalidArgumentError(fmt::format("API key {}: unknown role '{}'; use one of {}",
+                                                  k.id, k.role, fmt::join(kApiKeyRoles, ", ")));
+  }
+  if (k.hash.empty()) {
+    return absl::InvalidArgumentError(fmt::format(
+        "API key {} has an empty hash; store the hex SHA-256 of the full key text", k.id));
+  }
+  return absl::OkStatus();
+}
+
+absl::Time TruncateToMicros(absl::Time t) { return absl::FromUnixMicros(absl::ToUnixMicros(t)); }
 
 }  // namespace
 
@@ -1684,6 +2023,284 @@ absl::StatusOr<ModelVersionRecord> SqliteStateStore::SetModelVersionArtifact(
   }
   FERRY_RETURN_IF_ERROR(txn.Commit());
   return record;
+}
+
+absl::StatusOr<EndpointRecord> SqliteStateStore::CreateEndpoint(const NewEndpoint& e) {
+  FERRY_RETURN_IF_ERROR(CheckEndpointName(e.name));
+  FERRY_RETURN_IF_ERROR(
+      ParseJsonObject(fmt::format("endpoint {}", e.name), "config_json", e.config_json).status());
+  FERRY_ASSIGN_OR_RETURN(WriteTransaction txn, BeginWrite());
+  {
+    Statement s = Use(Query::kEndpointState);
+    s.Text(1, e.name);
+    FERRY_ASSIGN_OR_RETURN(bool exists, s.Next("cannot look up endpoint", e.name));
+    if (exists) {
+      const std::string state = s.ColText(0);
+      return absl::AlreadyExistsError(
+          state == endpoint_state::kDeleted
+              ? fmt::format("endpoint {} was deleted; an endpoint's name is never reused (its "
+                            "history stays readable): choose another name",
+                            e.name)
+              : fmt::format("endpoint {} already exists (it is {}); `ferry deploy {}` changes it",
+                            e.name, state, e.name));
+    }
+  }
+  const absl::Time now = Now();
+  EndpointRecord record;
+  {
+    Statement s = Use(Query::kInsertEndpoint);
+    s.Text(1, e.name).Text(2, e.config_json).Time(3, now);
+    FERRY_ASSIGN_OR_RETURN(bool row, s.Next("cannot create endpoint", e.name));
+    FERRY_CHECK(row);  // RETURNING
+    record = ReadEndpoint(s);
+  }
+  FERRY_RETURN_IF_ERROR(AppendEvent(EndpointKind().name, e.name, "", endpoint_state::kCreating, 1,
+                                    e.actor, "created", now));
+  FERRY_RETURN_IF_ERROR(txn.Commit());
+  return record;
+}
+
+absl::StatusOr<EndpointRecord> SqliteStateStore::GetEndpoint(const std::string& name) {
+  Statement s = Use(Query::kGetEndpoint);
+  s.Text(1, name);
+  FERRY_ASSIGN_OR_RETURN(bool row, s.Next("cannot read endpoint", name));
+  if (!row) return NoEndpoint(name);
+  return ReadEndpoint(s);
+}
+
+absl::StatusOr<std::vector<EndpointRecord>> SqliteStateStore::ListEndpoints() {
+  Statement s = Use(Query::kListEndpoints);
+  return ReadAll(s, "cannot list endpoints", ReadEndpoint);
+}
+
+absl::StatusOr<EndpointRecord> SqliteStateStore::TransitionEndpoint(const EndpointTransition& t) {
+  const KindTable& kind = EndpointKind();
+  if (!IsLegal(kind, t.from, t.to)) return IllegalTransition(kind, t.name, t.from, t.to);
+  if (t.config_json.has_value()) {
+    FERRY_RETURN_IF_ERROR(
+        ParseJsonObject(fmt::format("endpoint {}", t.name), "config_json", *t.config_json)
+            .status());
+  }
+  FERRY_ASSIGN_OR_RETURN(WriteTransaction txn, BeginWrite());
+  const absl::Time now = Now();
+  EndpointRecord record;
+  {
+    Statement s = Use(Query::kUpdateEndpoint);
+    s.Text(1, t.to)
+        .Time(2, now)
+        .OptText(3, t.config_json)
+        .OptText(4, t.message)
+        .Text(5, t.name)
+        .Text(6, t.from)
+        .Int(7, t.expected_version);
+    FERRY_ASSIGN_OR_RETURN(bool row, s.Next("cannot update endpoint", t.name));
+    if (!row) {
+      Statement current = Use(Query::kEndpointState);
+      current.Text(1, t.name);
+      return MovedFirst(current, kind.name, t.name, t.from, t.expected_version);
+    }
+    record = ReadEndpoint(s);
+  }
+  FERRY_RETURN_IF_ERROR(
+      AppendEvent(kind.name, t.name, t.from, t.to, record.version, t.actor, t.reason, now));
+  FERRY_RETURN_IF_ERROR(txn.Commit());
+  return record;
+}
+
+absl::StatusOr<std::optional<DeploymentRecord>> SqliteStateStore::InFlightDeployment(
+    const std::string& endpoint) {
+  Statement s = Use(Query::kInFlightDeployment);
+  s.Text(1, endpoint);
+  FERRY_ASSIGN_OR_RETURN(bool row, s.Next("cannot look up the deployment in flight of", endpoint));
+  if (!row) return std::nullopt;
+  return ReadDeployment(s);
+}
+
+absl::StatusOr<DeploymentRecord> SqliteStateStore::CreateDeployment(const NewDeployment& d) {
+  FERRY_RETURN_IF_ERROR(CheckNewDeployment(d));
+  FERRY_ASSIGN_OR_RETURN(WriteTransaction txn, BeginWrite());
+  if (!d.idempotency_key.empty()) {
+    Statement s = Use(Query::kDeploymentWithKey);
+    s.Text(1, d.endpoint).Text(2, d.idempotency_key);
+    FERRY_ASSIGN_OR_RETURN(bool row, s.Next("cannot look up the idempotency key"));
+    if (row) return ReadDeployment(s);  // a retry: nothing to write
+  }
+  FERRY_RETURN_IF_ERROR(GetEndpoint(d.endpoint).status());
+  {
+    Statement s = Use(Query::kDeploymentState);
+    s.Text(1, d.id);
+    FERRY_ASSIGN_OR_RETURN(bool exists, s.Next("cannot look up deployment", d.id));
+    if (exists) {
+      return absl::AlreadyExistsError(
+          fmt::format("deployment {} already exists (it is {})", d.id, s.ColText(0)));
+    }
+  }
+  const absl::Time now = Now();
+  DeploymentRecord record;
+  {
+    Statement s = Use(Query::kInsertDeployment);
+    s.Text(1, d.id)
+        .Text(2, d.endpoint)
+        .Text(3, d.strategy)
+        .Text(4, d.spec_json)
+        .Text(5, d.from_config_json)
+        .Text(6, d.idempotency_key)
+        .Time(7, now)
+        .Text(8, d.actor);
+    const int rc = s.Step();
+    if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+      // The id and the key were checked above, in this transaction: only the one-in-flight index
+      // can object. It, not a read before the insert, decides between concurrent callers.
+      FERRY_ASSIGN_OR_RETURN(std::optional<DeploymentRecord> live, InFlightDeployment(d.endpoint));
+      if (live.has_value()) {
+        return absl::FailedPreconditionError(fmt::format(
+            "endpoint {} has deployment {} in flight ({}); wait for it or `ferry rollback {}`",
+            d.endpoint, live->id, live->state, d.endpoint));
+      }
+    }
+    if (rc != SQLITE_ROW) return SqliteError(db_, rc, "cannot create deployment", d.id);
+    record = ReadDeployment(s);
+  }
+  FERRY_RETURN_IF_ERROR(AppendEvent(DeploymentKind().name, d.id, "", deployment_state::kPending, 1,
+                                    d.actor, "created", now));
+  FERRY_RETURN_IF_ERROR(txn.Commit());
+  return record;
+}
+
+absl::StatusOr<DeploymentRecord> SqliteStateStore::GetDeployment(const std::string& id) {
+  Statement s = Use(Query::kGetDeployment);
+  s.Text(1, id);
+  FERRY_ASSIGN_OR_RETURN(bool row, s.Next("cannot read deployment", id));
+  if (!row) {
+    return absl::NotFoundError(fmt::format(
+        "no deployment {}; `ferry endpoint show ENDPOINT` lists an endpoint's deployments", id));
+  }
+  return ReadDeployment(s);
+}
+
+absl::StatusOr<std::vector<DeploymentRecord>> SqliteStateStore::ListDeployments(
+    const std::string& endpoint, int limit) {
+  const int64_t sql_limit = limit <= 0 ? -1 : limit;  // SQLite: a negative LIMIT means none
+  std::vector<DeploymentRecord> deployments;
+  {
+    Statement s =
+        endpoint.empty() ? Use(Query::kListDeployments) : Use(Query::kListDeploymentsOfEndpoint);
+    if (endpoint.empty()) {
+      s.Int(1, sql_limit);
+    } else {
+      s.Text(1, endpoint).Int(2, sql_limit);
+    }
+    FERRY_ASSIGN_OR_RETURN(deployments, ReadAll(s, "cannot list deployments", ReadDeployment));
+  }
+  if (deployments.empty() && !endpoint.empty()) {
+    FERRY_RETURN_IF_ERROR(GetEndpoint(endpoint).status());
+  }
+  return deployments;
+}
+
+absl::StatusOr<DeploymentRecord> SqliteStateStore::TransitionDeployment(
+    const DeploymentTransition& t) {
+  const KindTable& kind = DeploymentKind();
+  if (!IsLegal(kind, t.from, t.to)) return IllegalTransition(kind, t.id, t.from, t.to);
+  FERRY_ASSIGN_OR_RETURN(WriteTransaction txn, BeginWrite());
+  const absl::Time now = t.at == absl::InfinitePast() ? Now() : TruncateToMicros(t.at);
+  DeploymentRecord record;
+  {
+    Statement s = Use(Query::kUpdateDeployment);
+    s.Text(1, t.to)
+        .Time(2, t.to == deployment_state::kBaking ? now : absl::InfinitePast())
+        .Time(3, IsTerminal(kind, t.to) ? now : absl::InfinitePast())
+        .OptText(4, t.to_config_json)
+        .OptText(5, t.message)
+        .Text(6, t.id)
+        .Text(7, t.from)
+        .Int(8, t.expected_version);
+    FERRY_ASSIGN_OR_RETURN(bool row, s.Next("cannot update deployment", t.id));
+    if (!row) {
+      Statement current = Use(Query::kDeploymentState);
+      current.Text(1, t.id);
+      return MovedFirst(current, kind.name, t.id, t.from, t.expected_version);
+    }
+    record = ReadDeployment(s);
+  }
+  FERRY_RETURN_IF_ERROR(
+      AppendEvent(kind.name, t.id, t.from, t.to, record.version, t.actor, t.reason, now));
+  FERRY_RETURN_IF_ERROR(txn.Commit());
+  return record;
+}
+
+absl::Status SqliteStateStore::PutVariantStats(const VariantStatsRecord& s) {
+  FERRY_RETURN_IF_ERROR(CheckVariantStats(s));
+  FERRY_ASSIGN_OR_RETURN(WriteTransaction txn, BeginWrite());
+  FERRY_RETURN_IF_ERROR(Use(Query::kPutVariantStats)
+                            .Text(1, s.endpoint)
+                            .Text(2, s.instance)
+                            .Text(3, s.variant)
+                            .Text(4, s.model)
+                            .Int(5, s.model_version)
+                            .Int(6, s.endpoint_version)
+                            .Int(7, s.ready ? 1 : 0)
+                            .Int(8, s.requests)
+                            .Int(9, s.errors)
+                            .Text(10, s.latency_json)
+                            .Time(11, s.updated_at == absl::InfinitePast() ? Now() : s.updated_at)
+                            .Run("cannot record the stats of",
+                                 fmt::format("{}/{}/{}", s.endpoint, s.instance, s.variant)));
+  return txn.Commit();
+}
+
+absl::StatusOr<std::vector<VariantStatsRecord>> SqliteStateStore::ListVariantStats(
+    const std::string& endpoint) {
+  Statement s = Use(Query::kListVariantStats);
+  s.Text(1, endpoint);
+  return ReadAll(s, "cannot list variant stats", ReadVariantStats);
+}
+
+absl::Status SqliteStateStore::DeleteVariantStats(const std::string& endpoint,
+                                                  const std::string& instance) {
+  FERRY_ASSIGN_OR_RETURN(WriteTransaction txn, BeginWrite());
+  FERRY_RETURN_IF_ERROR(Use(Query::kDeleteVariantStats)
+                            .Text(1, endpoint)
+                            .Text(2, instance)
+                            .Run("cannot delete the variant stats of", instance));
+  return txn.Commit();
+}
+
+absl::StatusOr<ApiKeyRecord> SqliteStateStore::CreateApiKey(const ApiKeyRecord& k) {
+  FERRY_RETURN_IF_ERROR(CheckApiKey(k));
+  FERRY_ASSIGN_OR_RETURN(WriteTransaction txn, BeginWrite());
+  ApiKeyRecord record;
+  {
+    Statement s = Use(Query::kInsertApiKey);
+    s.Text(1, k.id).Text(2, k.name).Text(3, k.role).Text(4, k.hash).Time(
+        5, k.created_at == absl::InfinitePast() ? Now() : k.created_at);
+    FERRY_ASSIGN_OR_RETURN(bool row, s.Next("cannot create API key", k.id));
+    if (!row) {
+      return absl::AlreadyExistsError(
+          fmt::format("API key {} already exists; make a new key (a new id)", k.id));
+    }
+    record = ReadApiKey(s);
+  }
+  FERRY_RETURN_IF_ERROR(txn.Commit());
+  return record;
+}
+
+absl::StatusOr<std::vector<ApiKeyRecord>> SqliteStateStore::ListApiKeys() {
+  Statement s = Use(Query::kListApiKeys);
+  return ReadAll(s, "cannot list API keys", ReadApiKey);
+}
+
+absl::Status SqliteStateStore::RevokeApiKey(const std::string& id) {
+  FERRY_ASSIGN_OR_RETURN(WriteTransaction txn, BeginWrite());
+  {
+    Statement s = Use(Query::kRevokeApiKey);
+    s.Time(1, Now()).Text(2, id);
+    FERRY_RETURN_IF_ERROR(s.Run("cannot revoke API key", id));
+    if (s.Changes() == 0) {
+      return absl::NotFoundError(fmt::format("no API key {}; `ferry keys list` lists them", id));
+    }
+  }
+  return txn.Commit();
 }
 
 }  // namespace ferry::state

@@ -2,8 +2,8 @@
 // SqliteStateStore: the StateStore on one SQLite file, for a single machine. Several processes
 // (`ferry run`, `ferry cancel`, the controller) open the same file; they coordinate through
 // SQLite's locks: WAL journal, every write in a BEGIN IMMEDIATE transaction, a 10 s busy timeout.
-// The unique partial indexes of the schema enforce one live attempt per task and one live run per
-// (pipeline, idempotency key), whoever writes.
+// The unique partial indexes of the schema enforce one live attempt per task, one live run per
+// (pipeline, idempotency key) and one pending-or-baking deployment per endpoint, whoever writes.
 //
 // Thread-safety: as StateStore says, one instance is used by one thread at a time (the connection
 // is opened without SQLite's mutex). Open one instance per thread. Never carry an instance across
@@ -102,6 +102,27 @@ class SqliteStateStore final : public StateStore {
   absl::StatusOr<ModelVersionRecord> SetModelVersionArtifact(
       const std::string& model, int64_t version, const std::string& artifact_uri) override;
 
+  absl::StatusOr<EndpointRecord> CreateEndpoint(const NewEndpoint& e) override;
+  absl::StatusOr<EndpointRecord> GetEndpoint(const std::string& name) override;
+  absl::StatusOr<std::vector<EndpointRecord>> ListEndpoints() override;
+  absl::StatusOr<EndpointRecord> TransitionEndpoint(const EndpointTransition& t) override;
+
+  absl::StatusOr<DeploymentRecord> CreateDeployment(const NewDeployment& d) override;
+  absl::StatusOr<DeploymentRecord> GetDeployment(const std::string& id) override;
+  absl::StatusOr<std::vector<DeploymentRecord>> ListDeployments(const std::string& endpoint,
+                                                                int limit) override;
+  absl::StatusOr<DeploymentRecord> TransitionDeployment(const DeploymentTransition& t) override;
+
+  absl::Status PutVariantStats(const VariantStatsRecord& s) override;
+  absl::StatusOr<std::vector<VariantStatsRecord>> ListVariantStats(
+      const std::string& endpoint) override;
+  absl::Status DeleteVariantStats(const std::string& endpoint,
+                                  const std::string& instance) override;
+
+  absl::StatusOr<ApiKeyRecord> CreateApiKey(const ApiKeyRecord& k) override;
+  absl::StatusOr<std::vector<ApiKeyRecord>> ListApiKeys() override;
+  absl::Status RevokeApiKey(const std::string& id) override;
+
  private:
   using Query = sqlite_internal::Query;
   using Statement = sqlite_internal::Statement;
@@ -131,6 +152,8 @@ class SqliteStateStore final : public StateStore {
                                                                   const std::string& key);
   // Version `version` of `model`; NotFound naming which of the two is missing.
   absl::StatusOr<ModelVersionRecord> ModelVersionLocked(const std::string& model, int64_t version);
+  // The pending or baking deployment of `endpoint`, if any.
+  absl::StatusOr<std::optional<DeploymentRecord>> InFlightDeployment(const std::string& endpoint);
 
   sqlite3* db_;
   std::string path_;

@@ -5,10 +5,12 @@
 
 #include <atomic>
 #include <fstream>
+#include <set>
 #include <string>
 
 #include "ferry/common/clock.h"
 #include "ferry/common/fs.h"
+#include "ferry/common/ids.h"
 #include "ferry/common/status.h"
 #include "ferry/state/state_store_test_base.h"
 #include "gtest/gtest.h"
@@ -101,11 +103,12 @@ TEST_F(SqliteStateStoreTest, MigrationIsIdempotentAndWalIsOn) {
   ASSERT_NE(third, nullptr);
 
   RawDb raw(path_);
-  EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM schema_version"), "3");
-  EXPECT_EQ(raw.Query("SELECT MAX(version) FROM schema_version"), "3");
+  EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM schema_version"), "4");
+  EXPECT_EQ(raw.Query("SELECT MAX(version) FROM schema_version"), "4");
   EXPECT_EQ(raw.Query("PRAGMA journal_mode"), "wal");
   for (const char* table : {"pipeline_runs", "task_runs", "task_attempts", "events", "checkpoints",
-                            "models", "model_versions", "model_aliases", "experiments"}) {
+                            "models", "model_versions", "model_aliases", "experiments", "endpoints",
+                            "deployments", "variant_stats", "api_keys"}) {
     const std::string sql =
         std::string("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = '") +
         table + "'";  // a constant of this test, not a value from outside
@@ -132,7 +135,7 @@ TEST_F(SqliteStateStoreTest, DatabaseOfSchemaVersion1IsMigratedOnOpen) {
   ASSERT_NE(store, nullptr);
   {
     RawDb raw(path_);
-    EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_version"), "1,2,3");
+    EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_version"), "1,2,3,4");
     EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name IN "
                         "('models', 'model_versions', 'model_aliases')"),
               "3");
@@ -155,7 +158,7 @@ TEST_F(SqliteStateStoreTest, DatabaseOfSchemaVersion1IsMigratedOnOpen) {
   store.reset();
   ASSERT_NE(Open(), nullptr);
   RawDb raw(path_);
-  EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM schema_version"), "3");
+  EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM schema_version"), "4");
 }
 
 TEST_F(SqliteStateStoreTest, DatabaseOfSchemaVersion2GetsTheExperimentsTable) {
@@ -176,7 +179,7 @@ TEST_F(SqliteStateStoreTest, DatabaseOfSchemaVersion2GetsTheExperimentsTable) {
   ASSERT_NE(store, nullptr);
   {
     RawDb raw(path_);
-    EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_version"), "1,2,3");
+    EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_version"), "1,2,3,4");
     EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND "
                         "name = 'experiments'"),
               "1");
@@ -213,7 +216,176 @@ TEST_F(SqliteStateStoreTest, DatabaseOfSchemaVersion2GetsTheExperimentsTable) {
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->name, "churn");
   RawDb raw(path_);
-  EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM schema_version"), "3");
+  EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM schema_version"), "4");
+}
+
+TEST_F(SqliteStateStoreTest, DatabaseOfSchemaVersion3GetsTheServingTables) {
+  // As the ferry before serving left it: schema 3, a registered model version.
+  ASSERT_TRUE(SqliteStateStore::CreateAtSchemaVersionForTest(path_, 3).ok());
+  {
+    RawDb raw(path_);
+    EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_version"), "1,2,3");
+    EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM sqlite_schema WHERE name = 'endpoints'"), "0");
+    ASSERT_EQ(raw.Exec("INSERT INTO models (name, latest_version, created_at) "
+                       "VALUES ('churn', 1, 1)"),
+              SQLITE_OK);
+    ASSERT_EQ(raw.Exec("INSERT INTO model_versions (model, version, state, revision, created_at, "
+                       "updated_at) VALUES ('churn', 1, 'production', 4, 1, 1)"),
+              SQLITE_OK);
+  }
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  {
+    RawDb raw(path_);
+    EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_version"), "1,2,3,4");
+    EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name IN "
+                        "('endpoints', 'deployments', 'variant_stats', 'api_keys')"),
+              "4");
+    EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index' AND name IN "
+                        "('deployments_one_in_flight', 'deployments_one_per_key')"),
+              "2");
+  }
+  // The old rows are intact, and serving works next to them.
+  absl::StatusOr<ModelVersionRecord> v = store->GetModelVersion("churn", 1);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->state, model_state::kProduction);
+  ASSERT_TRUE(store->CreateEndpoint({.name = "churn"}).ok());
+  absl::StatusOr<DeploymentRecord> d = store->CreateDeployment({.id = "d1",
+                                                                .endpoint = "churn",
+                                                                .strategy = "blue_green",
+                                                                .spec_json = "{}",
+                                                                .from_config_json = "{}"});
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->state, deployment_state::kPending);
+
+  store.reset();
+  store = Open();
+  ASSERT_NE(store, nullptr);
+  d = store->GetDeployment("d1");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->endpoint, "churn");
+  RawDb raw(path_);
+  EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM schema_version"), "4");
+}
+
+TEST_F(SqliteStateStoreTest, OneDeploymentInFlightHoldsAgainstRawWrites) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->CreateEndpoint({.name = "churn"}).ok());
+  ASSERT_TRUE(store
+                  ->CreateDeployment({.id = "d1",
+                                      .endpoint = "churn",
+                                      .strategy = "canary",
+                                      .spec_json = "{}",
+                                      .from_config_json = "{}",
+                                      .idempotency_key = "k"})
+                  .ok());
+
+  // Any writer, not only this store, is held to one pending-or-baking deployment per endpoint
+  // and one deployment per (endpoint, idempotency key).
+  RawDb raw(path_);
+  EXPECT_EQ(raw.Exec("INSERT INTO deployments (id, endpoint, state, version, strategy, "
+                     "created_at) VALUES ('d2', 'churn', 'baking', 1, 'canary', 1)"),
+            SQLITE_CONSTRAINT);
+  EXPECT_EQ(raw.Exec("INSERT INTO deployments (id, endpoint, state, version, strategy, "
+                     "created_at) VALUES ('d3', 'churn', 'promoted', 1, 'canary', 1)"),
+            SQLITE_OK);  // a finished one is fine
+  EXPECT_EQ(raw.Exec("INSERT INTO deployments (id, endpoint, state, version, strategy, "
+                     "idempotency_key, created_at) VALUES ('d4', 'churn', 'failed', 1, 'canary', "
+                     "'k', 1)"),
+            SQLITE_CONSTRAINT);  // the key is taken, even by a finished deployment
+  EXPECT_EQ(raw.Exec("UPDATE deployments SET state = 'pending' WHERE id = 'd3'"),
+            SQLITE_CONSTRAINT);
+  // A deployment belongs to an endpoint that exists.
+  EXPECT_EQ(raw.Exec("PRAGMA foreign_keys = ON"), SQLITE_OK);
+  EXPECT_EQ(raw.Exec("INSERT INTO deployments (id, endpoint, state, version, strategy, "
+                     "created_at) VALUES ('d5', 'nope', 'failed', 1, 'canary', 1)"),
+            SQLITE_CONSTRAINT);
+}
+
+TEST_F(SqliteStateStoreTest, ServingTimesComeFromTheClockOrTheCaller) {
+  FakeClock clock(absl::FromUnixNanos(1'700'000'000'123'456'789));
+  const absl::Time t0 = absl::FromUnixMicros(1'700'000'000'123'456);  // truncated, as stored
+  auto store = Open(clock);
+  ASSERT_NE(store, nullptr);
+
+  absl::StatusOr<EndpointRecord> e = store->CreateEndpoint({.name = "churn"});
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->created_at, t0);
+  EXPECT_EQ(e->updated_at, t0);
+  clock.Advance(absl::Seconds(1));
+  e = store->TransitionEndpoint({.name = "churn",
+                                 .from = endpoint_state::kCreating,
+                                 .to = endpoint_state::kInService,
+                                 .expected_version = 1});
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->created_at, t0);
+  EXPECT_EQ(e->updated_at, t0 + absl::Seconds(1));
+
+  absl::StatusOr<DeploymentRecord> d = store->CreateDeployment({.id = "d1",
+                                                                .endpoint = "churn",
+                                                                .strategy = "canary",
+                                                                .spec_json = "{}",
+                                                                .from_config_json = "{}"});
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->created_at, t0 + absl::Seconds(1));
+  clock.Advance(absl::Seconds(1));
+  d = store->TransitionDeployment({.id = "d1",
+                                   .from = deployment_state::kPending,
+                                   .to = deployment_state::kBaking,
+                                   .expected_version = 1});  // `at` unset: the store's clock
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->baking_since, t0 + absl::Seconds(2));
+  EXPECT_EQ(d->finished_at, absl::InfinitePast());
+  // The reconciler's own clock, truncated to microseconds like the store's.
+  const absl::Time decided = absl::FromUnixNanos(1'700'000'600'000'000'999);
+  d = store->TransitionDeployment({.id = "d1",
+                                   .from = deployment_state::kBaking,
+                                   .to = deployment_state::kPromoted,
+                                   .expected_version = 2,
+                                   .at = decided});
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->finished_at, absl::FromUnixMicros(1'700'000'600'000'000));
+  EXPECT_EQ(d->baking_since, t0 + absl::Seconds(2));
+  absl::StatusOr<std::vector<EventRecord>> events = store->GetEvents("d1");
+  ASSERT_TRUE(events.ok()) << events.status();
+  ASSERT_EQ(events->size(), 3u);
+  EXPECT_EQ((*events)[1].at, t0 + absl::Seconds(2));
+  EXPECT_EQ((*events)[2].at, absl::FromUnixMicros(1'700'000'600'000'000));
+
+  // Stats and keys: the store's clock unless the caller stamped them; a key is revoked once.
+  ASSERT_TRUE(store
+                  ->PutVariantStats({.endpoint = "churn",
+                                     .instance = "1@h:1",
+                                     .variant = "blue",
+                                     .latency_json = R"({"bounds_ms": [1], "counts": [0, 0]})"})
+                  .ok());
+  absl::StatusOr<std::vector<VariantStatsRecord>> rows = store->ListVariantStats("churn");
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].updated_at, t0 + absl::Seconds(2));
+  ASSERT_TRUE(store->CreateApiKey({.id = "k1", .role = "invoke", .hash = "h"}).ok());
+  clock.Advance(absl::Seconds(1));
+  ASSERT_TRUE(store->RevokeApiKey("k1").ok());
+  clock.Advance(absl::Seconds(1));
+  ASSERT_TRUE(store->RevokeApiKey("k1").ok());
+  absl::StatusOr<std::vector<ApiKeyRecord>> keys = store->ListApiKeys();
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  ASSERT_EQ(keys->size(), 1u);
+  EXPECT_EQ((*keys)[0].created_at, t0 + absl::Seconds(2));
+  EXPECT_EQ((*keys)[0].revoked_at, t0 + absl::Seconds(3));
+}
+
+TEST(DeploymentIdTest, IsTheTimeAndSixHexDigits) {
+  FakeClock clock(absl::FromUnixSeconds(1'795'782'620));  // 2026-11-27 12:30:20 UTC
+  const std::string id = NewDeploymentId(clock);
+  ASSERT_EQ(id.size(), 23u) << id;
+  EXPECT_EQ(id.substr(0, 17), "d20261127-123020-") << id;
+  EXPECT_EQ(id.find_first_not_of("0123456789abcdef", 17), std::string::npos) << id;
+  EXPECT_TRUE(IsValidName(id));
+  std::set<std::string> ids;
+  for (int i = 0; i < 100; ++i) ids.insert(NewDeploymentId(clock));
+  EXPECT_GE(ids.size(), 99u);  // 24 random bits: a collision in 100 is one in ~3,400
 }
 
 TEST_F(SqliteStateStoreTest, OneExperimentPerTaskHoldsAgainstRawWrites) {

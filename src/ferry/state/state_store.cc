@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <random>
 #include <string>
 #include <string_view>
 
+#include "absl/time/time.h"
 #include "ferry/common/fs.h"
 #include "ferry/common/ids.h"
 #include "ferry/common/status.h"
@@ -30,6 +32,12 @@ absl::Status BadModelRef(std::string_view ref, std::string_view why) {
 }
 
 }  // namespace
+
+std::string NewDeploymentId(const Clock& clock) {
+  thread_local std::mt19937 rng(std::random_device{}());
+  const std::string t = absl::FormatTime("%Y%m%d-%H%M%S", clock.Now(), absl::UTCTimeZone());
+  return fmt::format("d{}-{:06x}", t, rng() & 0xffffff);
+}
 
 absl::Status CheckModelName(std::string_view name) {
   if (IsValidName(name)) return absl::OkStatus();

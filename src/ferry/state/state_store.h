@@ -18,6 +18,9 @@
 //  - Experiments: ids 1, 2, 3, ... over the store, never reused; at most one experiment per
 //    (run, task), whoever writes; a metrics section is replaced in one transaction, so
 //    concurrent writers of different sections both keep theirs.
+//  - Serving: endpoints and deployments move by compare-and-set like runs; at most one pending or
+//    baking deployment per endpoint, and one deployment per (endpoint, idempotency key): unique
+//    indexes decide between concurrent creators, across processes.
 //
 // Thread-safety: one instance may be used from one thread at a time; open one instance per
 // thread or process (they coordinate through the database).
@@ -95,8 +98,10 @@ struct AttemptRecord {
 
 struct EventRecord {
   int64_t seq = 0;
-  std::string kind;  // "PipelineRun", "TaskRun", "ModelVersion", "ModelAlias"
-  // Run id, "<run id>/<task>", "<model>:<version>" (ModelVersion), "<model>@<alias>" (ModelAlias).
+  // "PipelineRun", "TaskRun", "ModelVersion", "ModelAlias", "Endpoint", "Deployment"
+  std::string kind;
+  // Run id, "<run id>/<task>", "<model>:<version>" (ModelVersion), "<model>@<alias>" (ModelAlias),
+  // the endpoint's name (Endpoint), the deployment's id (Deployment).
   std::string resource;
   // States, or for ModelAlias the version numbers the alias pointed to before and after ("7");
   // empty for creation (and `to` for an alias's deletion).
@@ -263,7 +268,6 @@ struct ExperimentFilter {
   int limit = 0;           // 0 = no limit; newest first
 };
 
-
 // --- Serving: endpoints, their deployments, the stats serving processes publish, API keys ---
 
 // A named real-time endpoint. `config_json` is what `ferry serve --endpoint <name>` hosts
@@ -358,8 +362,10 @@ struct VariantStatsRecord {
   bool ready = false;            // loaded and answering
   int64_t requests = 0;
   int64_t errors = 0;  // 5xx answers (a model that failed); 4xx are the client's
-  // Latency histogram, cumulative counts per upper bound in milliseconds:
-  // {"bounds_ms": [0.1, 0.25, ...], "counts": [...]} (counts has one more entry: +Inf).
+  // Latency histogram in milliseconds: {"bounds_ms": [0.1, 0.25, ...], "counts": [...]}. Bounds
+  // increase strictly; counts[i] is the number of requests in bucket i alone (bounds_ms[i-1],
+  // bounds_ms[i]] -- not cumulative across buckets, as serve's metrics snapshot and
+  // HistogramQuantileMs read it -- and counts has one more entry, for (last bound, +Inf).
   std::string latency_json;
   absl::Time updated_at = absl::InfinitePast();
 };
@@ -495,24 +501,30 @@ class StateStore {
   virtual absl::StatusOr<EndpointRecord> GetEndpoint(const std::string& name) = 0;
   // By name.
   virtual absl::StatusOr<std::vector<EndpointRecord>> ListEndpoints() = 0;
-  // Compare-and-set along EndpointKind(), as TransitionRun.
+  // Compare-and-set along EndpointKind(), as TransitionRun. InvalidArgument for a config_json
+  // that is not a JSON object.
   virtual absl::StatusOr<EndpointRecord> TransitionEndpoint(const EndpointTransition& t) = 0;
 
   // Creates the deployment in state pending, version 1, with a creation event.
   // FailedPrecondition when the endpoint already has a pending or baking deployment, naming it
   // ("endpoint churn has deployment d... in flight (baking); wait for it or `ferry rollback
   // churn`"): a unique index decides between concurrent callers, across processes. With an
-  // idempotency key already used for this endpoint, returns that deployment and writes nothing.
-  // NotFound for an unknown endpoint.
+  // idempotency key already used for this endpoint, returns that deployment (whatever its state
+  // now) and writes nothing. NotFound for an unknown endpoint; AlreadyExists for a used id;
+  // InvalidArgument for an id that is not a valid name, a strategy other than blue_green, canary,
+  // shadow or rollback, or a spec_json or from_config_json that is not a JSON object.
   virtual absl::StatusOr<DeploymentRecord> CreateDeployment(const NewDeployment& d) = 0;
   virtual absl::StatusOr<DeploymentRecord> GetDeployment(const std::string& id) = 0;
-  // Newest first; `endpoint` empty means all; limit 0 means no limit.
-  virtual absl::StatusOr<std::vector<DeploymentRecord>> ListDeployments(
-      const std::string& endpoint, int limit) = 0;
+  // Newest first; `endpoint` empty means all; limit 0 means no limit. NotFound for an unknown
+  // endpoint.
+  virtual absl::StatusOr<std::vector<DeploymentRecord>> ListDeployments(const std::string& endpoint,
+                                                                        int limit) = 0;
   // Compare-and-set along DeploymentKind(), as TransitionRun.
   virtual absl::StatusOr<DeploymentRecord> TransitionDeployment(const DeploymentTransition& t) = 0;
 
-  // Replaces the row of (endpoint, instance, variant). InvalidArgument for bad latency_json.
+  // Replaces the row of (endpoint, instance, variant); updated_at InfinitePast means the store's
+  // clock. InvalidArgument for bad latency_json (see VariantStatsRecord), an empty endpoint,
+  // instance or variant, or negative counts.
   virtual absl::Status PutVariantStats(const VariantStatsRecord& s) = 0;
   // Rows of an endpoint, by instance then variant.
   virtual absl::StatusOr<std::vector<VariantStatsRecord>> ListVariantStats(
@@ -523,8 +535,9 @@ class StateStore {
 
   // --- API keys ---
 
-  // AlreadyExists for a used id; InvalidArgument for a role other than invoke/admin or an
-  // empty hash.
+  // Stores a live key: revoked_at is ignored; created_at InfinitePast means the store's clock.
+  // AlreadyExists for a used id; InvalidArgument for an empty id, a role other than
+  // invoke/admin or an empty hash.
   virtual absl::StatusOr<ApiKeyRecord> CreateApiKey(const ApiKeyRecord& k) = 0;
   // Every key, revoked ones included, by creation time.
   virtual absl::StatusOr<std::vector<ApiKeyRecord>> ListApiKeys() = 0;

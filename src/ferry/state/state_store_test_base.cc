@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "ferry/common/status.h"
+#include "fmt/format.h"
 #include "nlohmann/json.hpp"
 
 namespace ferry::state {
@@ -175,6 +176,73 @@ ModelVersionRecord StateStoreConformance::BringModelVersionTo(const std::string&
   }
   EXPECT_TRUE(v.ok()) << v.status();
   return v.ok() ? *v : ModelVersionRecord{};
+}
+
+EndpointRecord StateStoreConformance::MakeEndpoint(const std::string& name,
+                                                   const std::string& config_json) {
+  absl::StatusOr<EndpointRecord> e =
+      store_->CreateEndpoint({.name = name, .config_json = config_json, .actor = "test"});
+  EXPECT_TRUE(e.ok()) << e.status();
+  return e.ok() ? *e : EndpointRecord{};
+}
+
+EndpointRecord StateStoreConformance::BringEndpointTo(const std::string& name,
+                                                      std::string_view to) {
+  absl::StatusOr<EndpointRecord> e = store_->GetEndpoint(name);
+  std::vector<std::string_view> path = PathFromInitial(EndpointKind(), to);
+  if (e.ok()) {
+    // From where it is, when that is on the path.
+    auto here = std::find(path.begin(), path.end(), e->state);
+    if (here != path.end()) path.erase(path.begin(), here + 1);
+  }
+  for (std::string_view next : path) {
+    if (!e.ok()) break;
+    e = store_->TransitionEndpoint({.name = name,
+                                    .from = e->state,
+                                    .to = next,
+                                    .expected_version = e->version,
+                                    .reason = "setting up",
+                                    .actor = "test"});
+  }
+  EXPECT_TRUE(e.ok()) << e.status();
+  return e.ok() ? *e : EndpointRecord{};
+}
+
+DeploymentRecord StateStoreConformance::MakeDeployment(const std::string& id,
+                                                       const std::string& endpoint,
+                                                       const std::string& idempotency_key) {
+  absl::StatusOr<DeploymentRecord> d =
+      store_->CreateDeployment({.id = id,
+                                .endpoint = endpoint,
+                                .strategy = "canary",
+                                .spec_json = R"({"model": "churn", "version": 8, "weight": 10})",
+                                .from_config_json = "{}",
+                                .idempotency_key = idempotency_key,
+                                .actor = "test"});
+  EXPECT_TRUE(d.ok()) << d.status();
+  return d.ok() ? *d : DeploymentRecord{};
+}
+
+DeploymentRecord StateStoreConformance::BringDeploymentTo(const std::string& id,
+                                                          std::string_view to) {
+  absl::StatusOr<DeploymentRecord> d = store_->GetDeployment(id);
+  std::vector<std::string_view> path = PathFromInitial(DeploymentKind(), to);
+  if (d.ok()) {
+    // From where it is, when that is on the path.
+    auto here = std::find(path.begin(), path.end(), d->state);
+    if (here != path.end()) path.erase(path.begin(), here + 1);
+  }
+  for (std::string_view next : path) {
+    if (!d.ok()) break;
+    d = store_->TransitionDeployment({.id = id,
+                                      .from = d->state,
+                                      .to = next,
+                                      .expected_version = d->version,
+                                      .reason = "setting up",
+                                      .actor = "test"});
+  }
+  EXPECT_TRUE(d.ok()) << d.status();
+  return d.ok() ? *d : DeploymentRecord{};
 }
 
 namespace {
@@ -2123,6 +2191,861 @@ TEST_P(StateStoreConformance, ExperimentErrorsSayWhatIsWrongAndChangeNothing) {
   EXPECT_EQ(got.updated_at, e.updated_at);
   FERRY_ASSERT_OK_AND_ASSIGN(std::vector<ExperimentRecord> all, store_->ListExperiments({}));
   EXPECT_EQ(Ids(all), (std::vector<int64_t>{2, 1}));
+}
+
+// --- Endpoints ---
+
+TEST_P(StateStoreConformance, CreateGetAndListEndpoints) {
+  const std::string config =
+      R"({"variants": [{"name": "blue", "model": "churn", "version": 7, "weight": 100}]})";
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      EndpointRecord churn,
+      store_->CreateEndpoint({.name = "churn", .config_json = config, .actor = "ferry deploy"}));
+  EXPECT_EQ(churn.name, "churn");
+  EXPECT_EQ(churn.state, endpoint_state::kCreating);
+  EXPECT_EQ(churn.version, 1);
+  EXPECT_EQ(churn.config_json, config);
+  EXPECT_NE(churn.created_at, absl::InfinitePast());
+  EXPECT_EQ(churn.updated_at, churn.created_at);
+  EXPECT_EQ(churn.message, "");
+  MakeEndpoint("alpha");
+
+  FERRY_ASSERT_OK_AND_ASSIGN(EndpointRecord got, store_->GetEndpoint("churn"));
+  EXPECT_EQ(got.name, "churn");
+  EXPECT_EQ(got.state, endpoint_state::kCreating);
+  EXPECT_EQ(got.version, 1);
+  EXPECT_EQ(got.config_json, config);
+  EXPECT_EQ(got.created_at, churn.created_at);
+  FERRY_ASSERT_OK_AND_ASSIGN(EndpointRecord alpha, store_->GetEndpoint("alpha"));
+  EXPECT_EQ(alpha.config_json, "{}");  // NewEndpoint's default
+
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<EndpointRecord> all, store_->ListEndpoints());
+  ASSERT_EQ(all.size(), 2u);  // by name
+  EXPECT_EQ(all[0].name, "alpha");
+  EXPECT_EQ(all[1].name, "churn");
+
+  const std::vector<EventRecord> events = Events("churn");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, "Endpoint");
+  EXPECT_EQ(events[0].from, "");
+  EXPECT_EQ(events[0].to, endpoint_state::kCreating);
+  EXPECT_EQ(events[0].version, 1);
+  EXPECT_EQ(events[0].actor, "ferry deploy");
+  EXPECT_EQ(events[0].at, churn.created_at);
+
+  absl::Status missing = store_->GetEndpoint("nope").status();
+  EXPECT_TRUE(absl::IsNotFound(missing)) << missing;
+  EXPECT_NE(missing.message().find("nope"), std::string::npos) << missing;
+}
+
+TEST_P(StateStoreConformance, EndpointCreationErrorsChangeNothing) {
+  MakeEndpoint("churn");
+  MakeEndpoint("gone");
+  BringEndpointTo("gone", endpoint_state::kDeleted);
+  const size_t events_before = Events("").size();
+
+  absl::Status taken = store_->CreateEndpoint({.name = "churn"}).status();
+  EXPECT_TRUE(absl::IsAlreadyExists(taken)) << taken;
+  EXPECT_NE(taken.message().find("creating"), std::string::npos) << taken;
+  // A deleted endpoint keeps its name.
+  absl::Status deleted = store_->CreateEndpoint({.name = "gone"}).status();
+  EXPECT_TRUE(absl::IsAlreadyExists(deleted)) << deleted;
+  EXPECT_NE(deleted.message().find("deleted"), std::string::npos) << deleted;
+
+  for (const std::string& bad : {std::string(), std::string("-x"), std::string("a/b"),
+                                 std::string("a..b"), std::string(129, 'a')}) {
+    absl::Status s = store_->CreateEndpoint({.name = bad}).status();
+    EXPECT_TRUE(absl::IsInvalidArgument(s)) << "'" << bad << "': " << s;
+  }
+  for (const char* bad_config : {"", "[]", "7", "{", "\"text\""}) {
+    absl::Status s = store_->CreateEndpoint({.name = "fresh", .config_json = bad_config}).status();
+    EXPECT_TRUE(absl::IsInvalidArgument(s)) << bad_config << ": " << s;
+    EXPECT_NE(s.message().find("config_json"), std::string::npos) << s;
+  }
+  EXPECT_TRUE(absl::IsNotFound(store_->GetEndpoint("fresh").status()));
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<EndpointRecord> all, store_->ListEndpoints());
+  EXPECT_EQ(all.size(), 2u);
+  EXPECT_EQ(Events("").size(), events_before);
+}
+
+TEST_P(StateStoreConformance, EveryLegalEndpointEdgeMovesAndIsRecorded) {
+  const KindTable& kind = EndpointKind();
+  for (size_t i = 0; i < kind.edges.size(); ++i) {
+    const Edge& edge = kind.edges[i];
+    SCOPED_TRACE(testing::Message() << edge.from << " -> " << edge.to);
+    const std::string name = "edge" + std::to_string(i);
+    MakeEndpoint(name, R"({"old": true})");
+    const EndpointRecord before = BringEndpointTo(name, edge.from);
+    ASSERT_EQ(before.state, edge.from);
+    const size_t events_before = Events(name).size();
+
+    // Every other edge writes the config and the message; the rest keep them.
+    const bool writes = i % 2 == 0;
+    const std::string config = fmt::format(R"({{"edge": {}}})", i);
+    EndpointTransition t{.name = name,
+                         .from = edge.from,
+                         .to = edge.to,
+                         .expected_version = before.version,
+                         .reason = std::string(edge.why),
+                         .actor = "walker"};
+    if (writes) {
+      t.config_json = config;
+      t.message = "edge " + std::to_string(i);
+    }
+    FERRY_ASSERT_OK_AND_ASSIGN(EndpointRecord after, store_->TransitionEndpoint(t));
+    EXPECT_EQ(after.state, edge.to);
+    EXPECT_EQ(after.version, before.version + 1);
+    EXPECT_EQ(after.config_json, writes ? config : before.config_json);
+    EXPECT_EQ(after.message, writes ? "edge " + std::to_string(i) : before.message);
+    EXPECT_EQ(after.created_at, before.created_at);
+    EXPECT_GE(after.updated_at, before.updated_at);
+    FERRY_ASSERT_OK_AND_ASSIGN(EndpointRecord stored, store_->GetEndpoint(name));
+    EXPECT_EQ(stored.state, edge.to);
+    EXPECT_EQ(stored.version, before.version + 1);
+    EXPECT_EQ(stored.config_json, after.config_json);
+    EXPECT_EQ(stored.message, after.message);
+
+    const std::vector<EventRecord> events = Events(name);
+    ASSERT_EQ(events.size(), events_before + 1);
+    const EventRecord& e = events.back();
+    EXPECT_EQ(e.kind, "Endpoint");
+    EXPECT_EQ(e.resource, name);
+    EXPECT_EQ(e.from, edge.from);
+    EXPECT_EQ(e.to, edge.to);
+    EXPECT_EQ(e.version, stored.version);
+    EXPECT_EQ(e.actor, "walker");
+    EXPECT_EQ(e.reason, edge.why);
+    EXPECT_EQ(e.at, stored.updated_at);
+  }
+}
+
+TEST_P(StateStoreConformance, EveryIllegalEndpointPairIsInvalidArgumentAndChangesNothing) {
+  const KindTable& kind = EndpointKind();
+  std::vector<std::string_view> targets = kind.states;
+  targets.push_back("bogus");
+  int checked = 0;
+  for (std::string_view from : kind.states) {
+    const std::string name = "from-" + std::string(from);
+    MakeEndpoint(name);
+    const EndpointRecord before = BringEndpointTo(name, from);
+    ASSERT_EQ(before.state, from);
+    const size_t events_before = Events("").size();
+    for (std::string_view to : targets) {
+      if (IsLegal(kind, from, to)) continue;
+      SCOPED_TRACE(testing::Message() << from << " -> " << to);
+      absl::StatusOr<EndpointRecord> r = store_->TransitionEndpoint(
+          {.name = name, .from = from, .to = to, .expected_version = before.version});
+      EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+      ++checked;
+    }
+    FERRY_ASSERT_OK_AND_ASSIGN(EndpointRecord after, store_->GetEndpoint(name));
+    EXPECT_EQ(after.state, before.state);
+    EXPECT_EQ(after.version, before.version);
+    EXPECT_EQ(Events("").size(), events_before);
+  }
+  absl::StatusOr<EndpointRecord> r = store_->TransitionEndpoint({.name = "from-creating",
+                                                                 .from = "bogus",
+                                                                 .to = endpoint_state::kInService,
+                                                                 .expected_version = 1});
+  EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+  const size_t n = kind.states.size();
+  EXPECT_EQ(checked, static_cast<int>(n * (n + 1) - kind.edges.size()));
+}
+
+TEST_P(StateStoreConformance, StaleEndpointVersionIsFailedPreconditionAndChangesNothing) {
+  MakeEndpoint("churn", R"({"v": 1})");
+  const EndpointRecord in_service = BringEndpointTo("churn", endpoint_state::kInService);
+  ASSERT_EQ(in_service.version, 2);
+  const size_t events_before = Events("").size();
+
+  // Someone else already took creating -> in_service.
+  absl::StatusOr<EndpointRecord> stale =
+      store_->TransitionEndpoint({.name = "churn",
+                                  .from = endpoint_state::kCreating,
+                                  .to = endpoint_state::kInService,
+                                  .expected_version = 1,
+                                  .config_json = R"({"v": 2})"});
+  EXPECT_TRUE(absl::IsFailedPrecondition(stale.status())) << stale.status();
+  EXPECT_NE(stale.status().message().find("in_service@v2"), std::string::npos) << stale.status();
+  // The right state at the wrong version.
+  absl::StatusOr<EndpointRecord> wrong_version =
+      store_->TransitionEndpoint({.name = "churn",
+                                  .from = endpoint_state::kInService,
+                                  .to = endpoint_state::kUpdating,
+                                  .expected_version = 1,
+                                  .config_json = R"({"v": 2})"});
+  EXPECT_TRUE(absl::IsFailedPrecondition(wrong_version.status())) << wrong_version.status();
+  absl::StatusOr<EndpointRecord> missing =
+      store_->TransitionEndpoint({.name = "nope",
+                                  .from = endpoint_state::kCreating,
+                                  .to = endpoint_state::kInService,
+                                  .expected_version = 1});
+  EXPECT_TRUE(absl::IsNotFound(missing.status())) << missing.status();
+  absl::StatusOr<EndpointRecord> bad_config =
+      store_->TransitionEndpoint({.name = "churn",
+                                  .from = endpoint_state::kInService,
+                                  .to = endpoint_state::kUpdating,
+                                  .expected_version = 2,
+                                  .config_json = "[1, 2]"});
+  EXPECT_TRUE(absl::IsInvalidArgument(bad_config.status())) << bad_config.status();
+
+  FERRY_ASSERT_OK_AND_ASSIGN(EndpointRecord after, store_->GetEndpoint("churn"));
+  EXPECT_EQ(after.state, endpoint_state::kInService);
+  EXPECT_EQ(after.version, 2);
+  EXPECT_EQ(after.config_json, R"({"v": 1})");
+  EXPECT_EQ(Events("").size(), events_before);
+}
+
+// --- Deployments ---
+
+TEST_P(StateStoreConformance, CreateGetAndListDeployments) {
+  MakeEndpoint("churn", R"({"variants": []})");
+  MakeEndpoint("fraud");
+  MakeEndpoint("quiet");
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      DeploymentRecord d1,
+      store_->CreateDeployment({.id = "d1",
+                                .endpoint = "churn",
+                                .strategy = "blue_green",
+                                .spec_json = R"({"model": "churn", "version": 7})",
+                                .from_config_json = R"({"variants": []})",
+                                .idempotency_key = "k1",
+                                .actor = "ferry deploy"}));
+  EXPECT_EQ(d1.id, "d1");
+  EXPECT_EQ(d1.endpoint, "churn");
+  EXPECT_EQ(d1.state, deployment_state::kPending);
+  EXPECT_EQ(d1.version, 1);
+  EXPECT_EQ(d1.strategy, "blue_green");
+  EXPECT_EQ(d1.spec_json, R"({"model": "churn", "version": 7})");
+  EXPECT_EQ(d1.from_config_json, R"({"variants": []})");
+  EXPECT_EQ(d1.to_config_json, "");
+  EXPECT_EQ(d1.idempotency_key, "k1");
+  EXPECT_NE(d1.created_at, absl::InfinitePast());
+  EXPECT_EQ(d1.baking_since, absl::InfinitePast());
+  EXPECT_EQ(d1.finished_at, absl::InfinitePast());
+  EXPECT_EQ(d1.message, "");
+  EXPECT_EQ(d1.actor, "ferry deploy");
+
+  FERRY_ASSERT_OK_AND_ASSIGN(DeploymentRecord got, store_->GetDeployment("d1"));
+  EXPECT_EQ(got.endpoint, "churn");
+  EXPECT_EQ(got.strategy, "blue_green");
+  EXPECT_EQ(got.spec_json, d1.spec_json);
+  EXPECT_EQ(got.created_at, d1.created_at);
+  EXPECT_EQ(got.actor, "ferry deploy");
+
+  const std::vector<EventRecord> events = Events("d1");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, "Deployment");
+  EXPECT_EQ(events[0].from, "");
+  EXPECT_EQ(events[0].to, deployment_state::kPending);
+  EXPECT_EQ(events[0].version, 1);
+  EXPECT_EQ(events[0].actor, "ferry deploy");
+
+  BringDeploymentTo("d1", deployment_state::kPromoted);
+  MakeDeployment("d2", "fraud");
+  MakeDeployment("d3", "churn");
+
+  auto ids = [](const std::vector<DeploymentRecord>& ds) {
+    std::vector<std::string> out;
+    for (const DeploymentRecord& d : ds) out.push_back(d.id);
+    return out;
+  };
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<DeploymentRecord> all, store_->ListDeployments("", 0));
+  EXPECT_EQ(ids(all), (std::vector<std::string>{"d3", "d2", "d1"}));  // newest first
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<DeploymentRecord> churn,
+                             store_->ListDeployments("churn", 0));
+  EXPECT_EQ(ids(churn), (std::vector<std::string>{"d3", "d1"}));
+  EXPECT_EQ(churn[1].state, deployment_state::kPromoted);
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<DeploymentRecord> newest, store_->ListDeployments("", 2));
+  EXPECT_EQ(ids(newest), (std::vector<std::string>{"d3", "d2"}));
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<DeploymentRecord> last,
+                             store_->ListDeployments("churn", 1));
+  EXPECT_EQ(ids(last), (std::vector<std::string>{"d3"}));
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<DeploymentRecord> none,
+                             store_->ListDeployments("quiet", 0));
+  EXPECT_TRUE(none.empty());
+  EXPECT_TRUE(absl::IsNotFound(store_->ListDeployments("nope", 0).status()));
+  absl::Status missing = store_->GetDeployment("d9").status();
+  EXPECT_TRUE(absl::IsNotFound(missing)) << missing;
+  EXPECT_NE(missing.message().find("d9"), std::string::npos) << missing;
+}
+
+TEST_P(StateStoreConformance, DeploymentCreationErrorsChangeNothing) {
+  MakeEndpoint("churn");
+  MakeDeployment("d1", "churn");
+  BringDeploymentTo("d1", deployment_state::kFailed);
+  const size_t events_before = Events("").size();
+  const NewDeployment good{.id = "d2",
+                           .endpoint = "churn",
+                           .strategy = "shadow",
+                           .spec_json = "{}",
+                           .from_config_json = "{}"};
+
+  NewDeployment unknown_endpoint = good;
+  unknown_endpoint.endpoint = "nope";
+  absl::Status s = store_->CreateDeployment(unknown_endpoint).status();
+  EXPECT_TRUE(absl::IsNotFound(s)) << s;
+  EXPECT_NE(s.message().find("nope"), std::string::npos) << s;
+
+  NewDeployment taken = good;
+  taken.id = "d1";
+  s = store_->CreateDeployment(taken).status();
+  EXPECT_TRUE(absl::IsAlreadyExists(s)) << s;
+
+  std::vector<std::pair<std::string, NewDeployment>> invalid;
+  for (const char* id : {"", "-d", "d/1"}) {
+    NewDeployment d = good;
+    d.id = id;
+    invalid.emplace_back(std::string("id ") + id, d);
+  }
+  for (const char* strategy : {"", "Canary", "linear"}) {
+    NewDeployment d = good;
+    d.strategy = strategy;
+    invalid.emplace_back(std::string("strategy ") + strategy, d);
+  }
+  for (const char* json : {"", "[]", "{"}) {
+    NewDeployment spec = good;
+    spec.spec_json = json;
+    invalid.emplace_back(std::string("spec_json ") + json, spec);
+    NewDeployment from = good;
+    from.from_config_json = json;
+    invalid.emplace_back(std::string("from_config_json ") + json, from);
+  }
+  NewDeployment bad_endpoint = good;
+  bad_endpoint.endpoint = "a b";
+  invalid.emplace_back("endpoint 'a b'", bad_endpoint);
+  for (const auto& [what, d] : invalid) {
+    s = store_->CreateDeployment(d).status();
+    EXPECT_TRUE(absl::IsInvalidArgument(s)) << what << ": " << s;
+  }
+
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<DeploymentRecord> all, store_->ListDeployments("", 0));
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].id, "d1");
+  EXPECT_EQ(Events("").size(), events_before);
+  // And the good one is fine.
+  FERRY_ASSERT_OK(store_->CreateDeployment(good).status());
+}
+
+TEST_P(StateStoreConformance, EveryLegalDeploymentEdgeMovesAndIsRecorded) {
+  const KindTable& kind = DeploymentKind();
+  const absl::Time t0 = absl::FromUnixMicros(1'800'000'000'123'456);
+  for (size_t i = 0; i < kind.edges.size(); ++i) {
+    const Edge& edge = kind.edges[i];
+    SCOPED_TRACE(testing::Message() << edge.from << " -> " << edge.to);
+    // One endpoint per edge: each has its deployment in flight.
+    const std::string endpoint = "e" + std::to_string(i);
+    const std::string id = "d" + std::to_string(i);
+    MakeEndpoint(endpoint);
+    MakeDeployment(id, endpoint);
+    const DeploymentRecord before = BringDeploymentTo(id, edge.from);
+    ASSERT_EQ(before.state, edge.from);
+    const size_t events_before = Events(id).size();
+
+    const absl::Time at = t0 + absl::Seconds(static_cast<int64_t>(i));
+    const std::string to_config = fmt::format(R"({{"edge": {}}})", i);
+    const bool writes = i % 2 == 0;
+    DeploymentTransition t{.id = id,
+                           .from = edge.from,
+                           .to = edge.to,
+                           .expected_version = before.version,
+                           .reason = std::string(edge.why),
+                           .actor = "walker",
+                           .at = at};
+    if (writes) {
+      t.to_config_json = to_config;
+      t.message = "error_rate 0.31 > 0.01 over 42 requests";
+    }
+    FERRY_ASSERT_OK_AND_ASSIGN(DeploymentRecord after, store_->TransitionDeployment(t));
+    EXPECT_EQ(after.state, edge.to);
+    EXPECT_EQ(after.version, before.version + 1);
+    EXPECT_EQ(after.to_config_json, writes ? to_config : before.to_config_json);
+    EXPECT_EQ(after.message, writes ? "error_rate 0.31 > 0.01 over 42 requests" : before.message);
+    EXPECT_EQ(after.created_at, before.created_at);
+    EXPECT_EQ(after.baking_since, edge.to == deployment_state::kBaking ? at : before.baking_since);
+    EXPECT_EQ(after.finished_at, IsTerminal(kind, edge.to) ? at : absl::InfinitePast());
+    FERRY_ASSERT_OK_AND_ASSIGN(DeploymentRecord stored, store_->GetDeployment(id));
+    EXPECT_EQ(stored.state, edge.to);
+    EXPECT_EQ(stored.version, before.version + 1);
+    EXPECT_EQ(stored.baking_since, after.baking_since);
+    EXPECT_EQ(stored.finished_at, after.finished_at);
+    EXPECT_EQ(stored.to_config_json, after.to_config_json);
+    EXPECT_EQ(stored.message, after.message);
+    EXPECT_EQ(stored.spec_json, before.spec_json);
+
+    const std::vector<EventRecord> events = Events(id);
+    ASSERT_EQ(events.size(), events_before + 1);
+    const EventRecord& e = events.back();
+    EXPECT_EQ(e.kind, "Deployment");
+    EXPECT_EQ(e.resource, id);
+    EXPECT_EQ(e.from, edge.from);
+    EXPECT_EQ(e.to, edge.to);
+    EXPECT_EQ(e.version, stored.version);
+    EXPECT_EQ(e.actor, "walker");
+    EXPECT_EQ(e.reason, edge.why);
+    EXPECT_EQ(e.at, at);
+  }
+}
+
+TEST_P(StateStoreConformance, EveryIllegalDeploymentPairIsInvalidArgumentAndChangesNothing) {
+  const KindTable& kind = DeploymentKind();
+  std::vector<std::string_view> targets = kind.states;
+  targets.push_back("bogus");
+  int checked = 0;
+  for (std::string_view from : kind.states) {
+    const std::string id = "from-" + std::string(from);
+    MakeEndpoint(id);
+    MakeDeployment(id, id);
+    const DeploymentRecord before = BringDeploymentTo(id, from);
+    ASSERT_EQ(before.state, from);
+    const size_t events_before = Events("").size();
+    for (std::string_view to : targets) {
+      if (IsLegal(kind, from, to)) continue;
+      SCOPED_TRACE(testing::Message() << from << " -> " << to);
+      absl::StatusOr<DeploymentRecord> r = store_->TransitionDeployment(
+          {.id = id, .from = from, .to = to, .expected_version = before.version});
+      EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+      ++checked;
+    }
+    FERRY_ASSERT_OK_AND_ASSIGN(DeploymentRecord after, store_->GetDeployment(id));
+    EXPECT_EQ(after.state, before.state);
+    EXPECT_EQ(after.version, before.version);
+    EXPECT_EQ(after.finished_at, before.finished_at);
+    EXPECT_EQ(Events("").size(), events_before);
+  }
+  const size_t n = kind.states.size();
+  EXPECT_EQ(checked, static_cast<int>(n * (n + 1) - kind.edges.size()));
+}
+
+TEST_P(StateStoreConformance, StaleDeploymentVersionIsFailedPreconditionAndChangesNothing) {
+  MakeEndpoint("churn");
+  MakeDeployment("d1", "churn");
+  const DeploymentRecord baking = BringDeploymentTo("d1", deployment_state::kBaking);
+  ASSERT_EQ(baking.version, 2);
+  const size_t events_before = Events("").size();
+
+  // Two reconcilers saw it pending; the other one moved it first.
+  absl::StatusOr<DeploymentRecord> stale =
+      store_->TransitionDeployment({.id = "d1",
+                                    .from = deployment_state::kPending,
+                                    .to = deployment_state::kBaking,
+                                    .expected_version = 1});
+  EXPECT_TRUE(absl::IsFailedPrecondition(stale.status())) << stale.status();
+  EXPECT_NE(stale.status().message().find("baking@v2"), std::string::npos) << stale.status();
+  absl::StatusOr<DeploymentRecord> wrong_version =
+      store_->TransitionDeployment({.id = "d1",
+                                    .from = deployment_state::kBaking,
+                                    .to = deployment_state::kPromoted,
+                                    .expected_version = 1,
+                                    .to_config_json = "{}"});
+  EXPECT_TRUE(absl::IsFailedPrecondition(wrong_version.status())) << wrong_version.status();
+  absl::StatusOr<DeploymentRecord> missing =
+      store_->TransitionDeployment({.id = "d9",
+                                    .from = deployment_state::kPending,
+                                    .to = deployment_state::kBaking,
+                                    .expected_version = 1});
+  EXPECT_TRUE(absl::IsNotFound(missing.status())) << missing.status();
+
+  FERRY_ASSERT_OK_AND_ASSIGN(DeploymentRecord after, store_->GetDeployment("d1"));
+  EXPECT_EQ(after.state, deployment_state::kBaking);
+  EXPECT_EQ(after.version, 2);
+  EXPECT_EQ(after.to_config_json, "");
+  EXPECT_EQ(after.baking_since, baking.baking_since);
+  EXPECT_EQ(Events("").size(), events_before);
+}
+
+TEST_P(StateStoreConformance, OneDeploymentInFlightPerEndpoint) {
+  MakeEndpoint("churn");
+  MakeEndpoint("fraud");
+  MakeDeployment("d1", "churn");
+  const size_t events_before = Events("").size();
+
+  // Pending, then baking: a second one is refused, naming the first and its state.
+  absl::Status refused = store_
+                             ->CreateDeployment({.id = "d2",
+                                                 .endpoint = "churn",
+                                                 .strategy = "blue_green",
+                                                 .spec_json = "{}",
+                                                 .from_config_json = "{}"})
+                             .status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused)) << refused;
+  EXPECT_NE(refused.message().find("d1"), std::string::npos) << refused;
+  EXPECT_NE(refused.message().find("pending"), std::string::npos) << refused;
+  EXPECT_NE(refused.message().find("ferry rollback churn"), std::string::npos) << refused;
+  EXPECT_TRUE(absl::IsNotFound(store_->GetDeployment("d2").status()));
+  EXPECT_EQ(Events("").size(), events_before);
+
+  BringDeploymentTo("d1", deployment_state::kBaking);
+  refused = store_
+                ->CreateDeployment({.id = "d2",
+                                    .endpoint = "churn",
+                                    .strategy = "canary",
+                                    .spec_json = "{}",
+                                    .from_config_json = "{}"})
+                .status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused)) << refused;
+  EXPECT_EQ(refused.message(),
+            "endpoint churn has deployment d1 in flight (baking); wait for it or `ferry "
+            "rollback churn`");
+
+  // Another endpoint is not held up.
+  MakeDeployment("f1", "fraud");
+
+  // Once the one in flight is done, whatever the end, the next one may start.
+  std::string live = "d1";
+  int next = 2;
+  for (std::string_view end :
+       {deployment_state::kPromoted, deployment_state::kRolledBack, deployment_state::kFailed}) {
+    SCOPED_TRACE(end);
+    EXPECT_EQ(BringDeploymentTo(live, end).state, end);
+    live = "d" + std::to_string(next++);
+    EXPECT_EQ(MakeDeployment(live, "churn").state, deployment_state::kPending);
+  }
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<DeploymentRecord> churn,
+                             store_->ListDeployments("churn", 0));
+  ASSERT_EQ(churn.size(), 4u);
+  int in_flight = 0;
+  for (const DeploymentRecord& d : churn)
+    in_flight += IsTerminal(DeploymentKind(), d.state) ? 0 : 1;
+  EXPECT_EQ(in_flight, 1);
+}
+
+TEST_P(StateStoreConformance, DeploymentIdempotencyKeyReturnsTheFirstAndWritesNothing) {
+  MakeEndpoint("churn");
+  MakeEndpoint("fraud");
+  const DeploymentRecord first = MakeDeployment("d1", "churn", "deploy-42");
+  const size_t events_before = Events("").size();
+
+  // A retry with another id (a new NewDeploymentId) gets the first one, in flight or not.
+  FERRY_ASSERT_OK_AND_ASSIGN(DeploymentRecord retry,
+                             store_->CreateDeployment({.id = "d2",
+                                                       .endpoint = "churn",
+                                                       .strategy = "canary",
+                                                       .spec_json = "{}",
+                                                       .from_config_json = "{}",
+                                                       .idempotency_key = "deploy-42"}));
+  EXPECT_EQ(retry.id, "d1");
+  EXPECT_EQ(retry.state, deployment_state::kPending);
+  EXPECT_EQ(retry.created_at, first.created_at);
+  EXPECT_EQ(Events("").size(), events_before);
+  BringDeploymentTo("d1", deployment_state::kRolledBack);
+  const size_t events_after_end = Events("").size();
+  FERRY_ASSERT_OK_AND_ASSIGN(retry, store_->CreateDeployment({.id = "d3",
+                                                              .endpoint = "churn",
+                                                              .strategy = "canary",
+                                                              .spec_json = "{}",
+                                                              .from_config_json = "{}",
+                                                              .idempotency_key = "deploy-42"}));
+  EXPECT_EQ(retry.id, "d1");
+  EXPECT_EQ(retry.state, deployment_state::kRolledBack);
+  EXPECT_EQ(Events("").size(), events_after_end);
+  EXPECT_TRUE(absl::IsNotFound(store_->GetDeployment("d2").status()));
+  EXPECT_TRUE(absl::IsNotFound(store_->GetDeployment("d3").status()));
+
+  // The key is per endpoint; another key makes a new deployment.
+  EXPECT_EQ(MakeDeployment("f1", "fraud", "deploy-42").id, "f1");
+  EXPECT_EQ(MakeDeployment("d4", "churn", "deploy-43").id, "d4");
+  // A new key while one is in flight is refused as any other.
+  absl::Status refused = store_
+                             ->CreateDeployment({.id = "d5",
+                                                 .endpoint = "churn",
+                                                 .strategy = "canary",
+                                                 .spec_json = "{}",
+                                                 .from_config_json = "{}",
+                                                 .idempotency_key = "deploy-44"})
+                             .status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused)) << refused;
+  EXPECT_NE(refused.message().find("d4"), std::string::npos) << refused;
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<DeploymentRecord> all, store_->ListDeployments("", 0));
+  EXPECT_EQ(all.size(), 3u);
+}
+
+// The status a loser of a deployment race must get: FailedPrecondition naming the deployment in
+// flight, read after the race. InternalError (counted as neither won nor lost) otherwise.
+absl::Status CheckNamesTheWinner(StateStore& store, const absl::Status& status) {
+  if (!absl::IsFailedPrecondition(status)) return status;
+  FERRY_ASSIGN_OR_RETURN(std::vector<DeploymentRecord> all, store.ListDeployments("churn", 0));
+  if (all.size() != 1) {
+    return absl::InternalError(fmt::format("{} deployments after the race", all.size()));
+  }
+  if (status.message().find(all[0].id) == std::string_view::npos) {
+    return absl::InternalError(
+        fmt::format("'{}' does not name the winner {}", status.message(), all[0].id));
+  }
+  return status;
+}
+
+TEST_P(StateStoreConformance, ThreadsRaceOneDeploymentPerEndpoint) {
+  constexpr int kThreads = 8;
+  MakeEndpoint("churn");
+  std::vector<std::unique_ptr<StateStore>> stores;
+  for (int i = 0; i < kThreads; ++i) {
+    stores.push_back(Connect());
+    ASSERT_NE(stores.back(), nullptr);
+  }
+  std::vector<absl::Status> results(kThreads);
+  std::latch start(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      start.arrive_and_wait();
+      results[i] = stores[i]
+                       ->CreateDeployment({.id = "d" + std::to_string(i),
+                                           .endpoint = "churn",
+                                           .strategy = "canary",
+                                           .spec_json = "{}",
+                                           .from_config_json = "{}",
+                                           .actor = "thread " + std::to_string(i)})
+                       .status();
+    });
+  }
+  for (std::thread& t : threads) t.join();
+
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<DeploymentRecord> all,
+                             store_->ListDeployments("churn", 0));
+  ASSERT_EQ(all.size(), 1u);
+  const std::string winner = all[0].id;
+  int won = 0;
+  int lost = 0;
+  for (int i = 0; i < kThreads; ++i) {
+    const absl::Status& s = results[i];
+    if (s.ok()) {
+      ++won;
+      EXPECT_EQ("d" + std::to_string(i), winner);
+    } else if (absl::IsFailedPrecondition(s)) {
+      ++lost;
+      EXPECT_NE(s.message().find(winner), std::string::npos) << s;
+    } else {
+      ADD_FAILURE() << s;
+    }
+  }
+  EXPECT_EQ(won, 1);
+  EXPECT_EQ(lost, kThreads - 1);
+  EXPECT_EQ(Events(winner).size(), 1u);
+  std::vector<EventRecord> events = Events("");
+  EXPECT_EQ(std::count_if(events.begin(), events.end(),
+                          [](const EventRecord& e) { return e.kind == "Deployment"; }),
+            1);
+}
+
+TEST_P(StateStoreConformance, ProcessesRaceOneDeploymentPerEndpoint) {
+  constexpr int kChildren = 4;
+  MakeEndpoint("churn");
+  store_.reset();  // no connection is carried across fork()
+
+  std::map<int, int> codes;
+  RaceInChildren(
+      uri_, kChildren,
+      [](StateStore& store, int i) {
+        const absl::Status status = store
+                                        .CreateDeployment({.id = "d" + std::to_string(i),
+                                                           .endpoint = "churn",
+                                                           .strategy = "canary",
+                                                           .spec_json = "{}",
+                                                           .from_config_json = "{}",
+                                                           .actor = "child"})
+                                        .status();
+        return CheckNamesTheWinner(store, status);
+      },
+      codes);
+  ASSERT_FALSE(HasFatalFailure());
+  EXPECT_EQ(codes[kChildWon], 1);
+  EXPECT_EQ(codes[kChildLost], kChildren - 1);
+  EXPECT_EQ(codes[kChildOtherError], 0);
+  EXPECT_EQ(codes[kChildOpenFailed], 0);
+
+  store_ = Connect();
+  ASSERT_NE(store_, nullptr);
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<DeploymentRecord> all,
+                             store_->ListDeployments("churn", 0));
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].state, deployment_state::kPending);
+  EXPECT_EQ(Events(all[0].id).size(), 1u);
+}
+
+// --- Variant stats ---
+
+VariantStatsRecord Stats(const std::string& endpoint, const std::string& instance,
+                         const std::string& variant, int64_t requests) {
+  return {.endpoint = endpoint,
+          .instance = instance,
+          .variant = variant,
+          .model = "churn",
+          .model_version = 7,
+          .endpoint_version = 3,
+          .ready = true,
+          .requests = requests,
+          .errors = requests / 10,
+          .latency_json = fmt::format(R"({{"bounds_ms": [0.5, 1, 5], "counts": [{}, 0, 0, 1]}})",
+                                      requests - 1)};
+}
+
+TEST_P(StateStoreConformance, VariantStatsAreReplacedListedAndDeletedPerInstance) {
+  const absl::Time at = absl::FromUnixMicros(1'800'000'000'000'001);
+  VariantStatsRecord a_green = Stats("churn", "101@host:8080", "green", 5);
+  a_green.updated_at = at;
+  FERRY_ASSERT_OK(store_->PutVariantStats(a_green));
+  FERRY_ASSERT_OK(store_->PutVariantStats(Stats("churn", "101@host:8080", "blue", 50)));
+  FERRY_ASSERT_OK(store_->PutVariantStats(Stats("churn", "100@host:8081", "blue", 40)));
+  FERRY_ASSERT_OK(store_->PutVariantStats(Stats("fraud", "101@host:8080", "blue", 9)));
+
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<VariantStatsRecord> rows,
+                             store_->ListVariantStats("churn"));
+  ASSERT_EQ(rows.size(), 3u);  // by instance, then variant
+  EXPECT_EQ(rows[0].instance, "100@host:8081");
+  EXPECT_EQ(rows[1].instance, "101@host:8080");
+  EXPECT_EQ(rows[1].variant, "blue");
+  EXPECT_EQ(rows[2].variant, "green");
+  const VariantStatsRecord& g = rows[2];
+  EXPECT_EQ(g.endpoint, "churn");
+  EXPECT_EQ(g.model, "churn");
+  EXPECT_EQ(g.model_version, 7);
+  EXPECT_EQ(g.endpoint_version, 3);
+  EXPECT_TRUE(g.ready);
+  EXPECT_EQ(g.requests, 5);
+  EXPECT_EQ(g.errors, 0);
+  EXPECT_EQ(g.latency_json, a_green.latency_json);
+  EXPECT_EQ(g.updated_at, at);
+  EXPECT_NE(rows[0].updated_at, absl::InfinitePast());  // the store's clock
+
+  // A new report replaces the whole row.
+  VariantStatsRecord replaced = Stats("churn", "101@host:8080", "green", 80);
+  replaced.ready = false;
+  replaced.model_version = 8;
+  replaced.endpoint_version = 4;
+  replaced.errors = 79;
+  replaced.updated_at = at + absl::Seconds(5);
+  FERRY_ASSERT_OK(store_->PutVariantStats(replaced));
+  FERRY_ASSERT_OK_AND_ASSIGN(rows, store_->ListVariantStats("churn"));
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_FALSE(rows[2].ready);
+  EXPECT_EQ(rows[2].model_version, 8);
+  EXPECT_EQ(rows[2].endpoint_version, 4);
+  EXPECT_EQ(rows[2].requests, 80);
+  EXPECT_EQ(rows[2].errors, 79);
+  EXPECT_EQ(rows[2].latency_json, replaced.latency_json);
+  EXPECT_EQ(rows[2].updated_at, at + absl::Seconds(5));
+
+  // A process that stops removes its rows of that endpoint only.
+  FERRY_ASSERT_OK(store_->DeleteVariantStats("churn", "101@host:8080"));
+  FERRY_ASSERT_OK_AND_ASSIGN(rows, store_->ListVariantStats("churn"));
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].instance, "100@host:8081");
+  FERRY_ASSERT_OK_AND_ASSIGN(rows, store_->ListVariantStats("fraud"));
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].requests, 9);
+  // Deleting what is not there is fine; an endpoint with no rows lists none.
+  FERRY_ASSERT_OK(store_->DeleteVariantStats("churn", "101@host:8080"));
+  FERRY_ASSERT_OK_AND_ASSIGN(rows, store_->ListVariantStats("nope"));
+  EXPECT_TRUE(rows.empty());
+}
+
+TEST_P(StateStoreConformance, BadVariantStatsAreInvalidArgumentAndChangeNothing) {
+  const VariantStatsRecord good = Stats("churn", "1@h:1", "blue", 10);
+  FERRY_ASSERT_OK(store_->PutVariantStats(good));
+  std::vector<std::pair<std::string, VariantStatsRecord>> bad;
+  for (const char* latency : {"", "[]", "{", R"({"bounds_ms": [1, 2]})", R"({"counts": [1]})",
+                              R"({"bounds_ms": [1, 2], "counts": [1, 2]})",        // no +Inf count
+                              R"({"bounds_ms": [1, 2], "counts": [1, 2, 3, 4]})",  // one too many
+                              R"({"bounds_ms": [2, 1], "counts": [0, 0, 0]})",     // decreasing
+                              R"({"bounds_ms": [1, 1], "counts": [0, 0, 0]})",     // repeated
+                              R"({"bounds_ms": [1, "2"], "counts": [0, 0, 0]})",   // not a number
+                              R"({"bounds_ms": [1, 2], "counts": [0, -1, 0]})",    // negative
+                              R"({"bounds_ms": [1, 2], "counts": [0, 1.5, 0]})",   // not an integer
+                              R"({"bounds_ms": 1, "counts": [0, 0]})"}) {
+    VariantStatsRecord s = good;
+    s.requests = 99;
+    s.latency_json = latency;
+    bad.emplace_back(std::string("latency_json ") + latency, s);
+  }
+  for (int field = 0; field < 3; ++field) {
+    VariantStatsRecord s = good;
+    (field == 0 ? s.endpoint : field == 1 ? s.instance : s.variant) = "";
+    bad.emplace_back("empty key field " + std::to_string(field), s);
+  }
+  VariantStatsRecord negative = good;
+  negative.errors = -1;
+  bad.emplace_back("negative errors", negative);
+  for (const auto& [what, s] : bad) {
+    const absl::Status status = store_->PutVariantStats(s);
+    EXPECT_TRUE(absl::IsInvalidArgument(status)) << what << ": " << status;
+  }
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<VariantStatsRecord> rows,
+                             store_->ListVariantStats("churn"));
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].requests, 10);
+  // An empty histogram (no bounds, one +Inf count) is a histogram.
+  VariantStatsRecord empty = good;
+  empty.latency_json = R"({"bounds_ms": [], "counts": [0]})";
+  FERRY_ASSERT_OK(store_->PutVariantStats(empty));
+}
+
+// --- API keys ---
+
+TEST_P(StateStoreConformance, ApiKeysAreCreatedListedAndRevoked) {
+  const std::string hash(64, 'a');
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      ApiKeyRecord k1,
+      store_->CreateApiKey({.id = "k1", .name = "ci", .role = "invoke", .hash = hash}));
+  EXPECT_EQ(k1.id, "k1");
+  EXPECT_EQ(k1.name, "ci");
+  EXPECT_EQ(k1.role, "invoke");
+  EXPECT_EQ(k1.hash, hash);
+  EXPECT_NE(k1.created_at, absl::InfinitePast());
+  EXPECT_EQ(k1.revoked_at, absl::InfinitePast());
+  // created_at as given; a revoked_at given at creation is ignored: a new key is live.
+  const absl::Time earlier = absl::FromUnixMicros(1'600'000'000'000'000);
+  FERRY_ASSERT_OK_AND_ASSIGN(ApiKeyRecord k0, store_->CreateApiKey({.id = "k0",
+                                                                    .name = "ops",
+                                                                    .role = "admin",
+                                                                    .hash = std::string(64, 'b'),
+                                                                    .created_at = earlier,
+                                                                    .revoked_at = earlier}));
+  EXPECT_EQ(k0.created_at, earlier);
+  EXPECT_EQ(k0.revoked_at, absl::InfinitePast());
+
+  absl::Status taken =
+      store_->CreateApiKey({.id = "k1", .name = "other", .role = "admin", .hash = hash}).status();
+  EXPECT_TRUE(absl::IsAlreadyExists(taken)) << taken;
+
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<ApiKeyRecord> keys, store_->ListApiKeys());
+  ASSERT_EQ(keys.size(), 2u);  // by creation time
+  EXPECT_EQ(keys[0].id, "k0");
+  EXPECT_EQ(keys[0].role, "admin");
+  EXPECT_EQ(keys[1].id, "k1");
+  EXPECT_EQ(keys[1].name, "ci");  // not overwritten by the refused duplicate
+
+  FERRY_ASSERT_OK(store_->RevokeApiKey("k1"));
+  FERRY_ASSERT_OK_AND_ASSIGN(keys, store_->ListApiKeys());
+  ASSERT_EQ(keys.size(), 2u);  // revoked ones are listed
+  const absl::Time revoked = keys[1].revoked_at;
+  EXPECT_NE(revoked, absl::InfinitePast());
+  EXPECT_GE(revoked, keys[1].created_at);
+  EXPECT_EQ(keys[0].revoked_at, absl::InfinitePast());
+  FERRY_ASSERT_OK(store_->RevokeApiKey("k1"));  // again: the first time stays
+  FERRY_ASSERT_OK_AND_ASSIGN(keys, store_->ListApiKeys());
+  EXPECT_EQ(keys[1].revoked_at, revoked);
+
+  absl::Status missing = store_->RevokeApiKey("k9");
+  EXPECT_TRUE(absl::IsNotFound(missing)) << missing;
+  EXPECT_NE(missing.message().find("k9"), std::string::npos) << missing;
+}
+
+TEST_P(StateStoreConformance, BadApiKeysAreInvalidArgumentAndChangeNothing) {
+  const std::string hash(64, 'a');
+  const std::vector<std::pair<std::string, ApiKeyRecord>> bad = {
+      {"empty id", {.id = "", .role = "invoke", .hash = hash}},
+      {"empty role", {.id = "k1", .role = "", .hash = hash}},
+      {"unknown role", {.id = "k1", .role = "root", .hash = hash}},
+      {"role case", {.id = "k1", .role = "Admin", .hash = hash}},
+      {"empty hash", {.id = "k1", .role = "invoke", .hash = ""}},
+  };
+  for (const auto& [what, k] : bad) {
+    const absl::Status status = store_->CreateApiKey(k).status();
+    EXPECT_TRUE(absl::IsInvalidArgument(status)) << what << ": " << status;
+  }
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<ApiKeyRecord> keys, store_->ListApiKeys());
+  EXPECT_TRUE(keys.empty());
 }
 
 }  // namespace

@@ -3,8 +3,9 @@
 // tests against a real database, so the contract in state_store.h holds whichever store a
 // deployment uses. The tests walk every legal and illegal edge of the kinds in kinds.h, check
 // versions, events, attempts, idempotency keys and checkpoints, the model registry (version
-// numbering, aliases), experiments (ids, idempotency per task, filters, metrics sections), and
-// race writers in threads and in forked processes.
+// numbering, aliases), experiments (ids, idempotency per task, filters, metrics sections),
+// endpoints and deployments (one in flight per endpoint), variant stats and API keys, and race
+// writers in threads and in forked processes.
 //
 // A backend instantiates it with a StateStoreBackend:
 //
@@ -69,6 +70,18 @@ class StateStoreConformance : public ::testing::TestWithParam<StateStoreBackend>
   ModelVersionRecord BringModelVersionTo(const std::string& model, int64_t version,
                                          std::string_view to);
   std::vector<EventRecord> Events(const std::string& resource);
+
+  // Creates endpoint `name` (state creating); fails the test on error.
+  EndpointRecord MakeEndpoint(const std::string& name, const std::string& config_json = "{}");
+  // Moves endpoint `name` to `to` along PathFromInitial (from where it is, when that is on the
+  // path, else it must be creating); returns the last record.
+  EndpointRecord BringEndpointTo(const std::string& name, std::string_view to);
+  // Creates deployment `id` (a canary of churn:8) of `endpoint`; fails the test on error.
+  DeploymentRecord MakeDeployment(const std::string& id, const std::string& endpoint,
+                                  const std::string& idempotency_key = "");
+  // Moves deployment `id` to `to` along PathFromInitial (from where it is, when that is on the
+  // path, else it must be pending); returns the last record.
+  DeploymentRecord BringDeploymentTo(const std::string& id, std::string_view to);
 
   std::string uri_;
   std::unique_ptr<StateStore> store_;
