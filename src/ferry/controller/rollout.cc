@@ -365,18 +365,12 @@ VariantHealth AggregateVariantStats(const std::vector<state::VariantStatsRecord>
     if (lat.contains("bounds_ms") && lat["bounds_ms"] != json(internal::kLatencyBoundsMs)) continue;
     const json& c = lat["counts"];
     if (c.size() != buckets) continue;
-    std::vector<int64_t> per(buckets);
-    int64_t prev = 0;
     bool ok = true;
     for (size_t i = 0; i < buckets && ok; ++i) {
-      ok = c[i].is_number_integer() && c[i].get<int64_t>() >= prev;
-      if (ok) {
-        per[i] = c[i].get<int64_t>() - prev;
-        prev = c[i].get<int64_t>();
-      }
+      ok = c[i].is_number_integer() && c[i].get<int64_t>() >= 0;
     }
     if (!ok) continue;
-    for (size_t i = 0; i < buckets; ++i) counts[i] += per[i];
+    for (size_t i = 0; i < buckets; ++i) counts[i] += c[i].get<int64_t>();
     any_latency = true;
   }
   h.fresh_instances = static_cast<int>(fresh.size());
@@ -657,7 +651,8 @@ absl::StatusOr<state::DeploymentRecord> RolloutReconciler::Step(const std::strin
         for (const Threshold& t : spec.thresholds) limits.push_back(ThresholdToString(t));
         moved = promote(fmt::format(
             "{} baked {} over {} requests: error_rate {}, p50_ms {:.3g}, p99_ms {:.3g}{}", who,
-            absl::FormatDuration(baked), h.requests, Percent(h.error_rate), h.p50_ms, h.p99_ms,
+            absl::FormatDuration(absl::Trunc(baked, absl::Seconds(1))), h.requests,
+            Percent(h.error_rate), h.p50_ms, h.p99_ms,
             limits.empty() ? std::string() : fmt::format(" (limits {})", fmt::join(limits, ", "))));
       }
     }

@@ -140,9 +140,9 @@ struct VariantHealth {
 };
 
 // Sums the rows of `variant` serving model:version over instances; the latency quantiles come
-// from the summed histograms (cumulative counts per bound, as VariantStatsRecord::latency_json;
-// a row with other bounds or malformed counts adds no latency). Rows older than `freshness`
-// count for requests but not as fresh instances.
+// from the summed histograms (counts per bucket, as VariantStatsRecord::latency_json; a row with
+// other bounds or malformed counts adds no latency). Rows older than `freshness` count for
+// requests but not as fresh instances.
 VariantHealth AggregateVariantStats(const std::vector<state::VariantStatsRecord>& rows,
                                     const std::string& variant, const std::string& model,
                                     int64_t version, absl::Time now, absl::Duration freshness);

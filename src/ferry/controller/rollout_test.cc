@@ -39,11 +39,11 @@ class TempDir {
   std::string path_;
 };
 
-// Cumulative counts per bound (+Inf last) with `n` requests all in the bucket ending at
+// Counts per bucket (+Inf last) with `n` requests all in the bucket ending at
 // kLatencyBoundsMs[bucket].
-std::vector<int64_t> CumulativeAt(size_t bucket, int64_t n) {
+std::vector<int64_t> CountsAt(size_t bucket, int64_t n) {
   std::vector<int64_t> c(internal::kLatencyBoundsMs.size() + 1, 0);
-  for (size_t i = bucket; i < c.size(); ++i) c[i] = n;
+  c[bucket] = n;
   return c;
 }
 
@@ -133,17 +133,19 @@ TEST(AggregateVariantStats, SumsInstancesAndCountsFreshOnes) {
   };
   std::vector<state::VariantStatsRecord> rows = {
       // Two fresh instances, one ready: 60 requests in (1, 2.5] ms, 40 in (2.5, 5].
-      row("a", "green", 8, true, 60, 3, CumulativeAt(5, 60), absl::Seconds(2)),
-      row("b", "green", 8, false, 40, 1, CumulativeAt(6, 40), absl::Seconds(9)),
+      row("a", "green", 8, true, 60, 3, CountsAt(5, 60), absl::Seconds(2)),
+      row("b", "green", 8, false, 40, 1, CountsAt(6, 40), absl::Seconds(9)),
       // Stale: counts for requests, not as an instance.
-      row("c", "green", 8, true, 100, 0, CumulativeAt(5, 100), absl::Seconds(30)),
+      row("c", "green", 8, true, 100, 0, CountsAt(5, 100), absl::Seconds(30)),
       // Other variant, other version: ignored.
-      row("a", "blue", 7, true, 1000, 500, CumulativeAt(16, 1000), absl::Seconds(1)),
-      row("d", "green", 7, true, 1000, 500, CumulativeAt(16, 1000), absl::Seconds(1)),
+      row("a", "blue", 7, true, 1000, 500, CountsAt(16, 1000), absl::Seconds(1)),
+      row("d", "green", 7, true, 1000, 500, CountsAt(16, 1000), absl::Seconds(1)),
   };
-  // A malformed histogram (decreasing) adds requests but no latency.
-  rows.push_back(row("e", "green", 8, true, 0, 0, CumulativeAt(5, 10), absl::Seconds(1)));
-  rows.back().latency_json = LatencyJson({5, 3, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0});
+  // Other bounds, or the wrong number of counts: requests count, latency does not.
+  rows.push_back(row("e", "green", 8, true, 0, 0, CountsAt(5, 10), absl::Seconds(1)));
+  rows.back().latency_json = json{{"bounds_ms", {1, 2}}, {"counts", {0, 0, 7}}}.dump();
+  rows.push_back(row("f", "green", 8, false, 0, 0, CountsAt(5, 10), absl::Seconds(30)));
+  rows.back().latency_json = json{{"counts", {1, 2}}}.dump();
 
   VariantHealth h = AggregateVariantStats(rows, "green", "churn", 8, now, absl::Seconds(10));
   EXPECT_EQ(h.requests, 200);
@@ -166,9 +168,12 @@ TEST(AggregateVariantStats, SumsInstancesAndCountsFreshOnes) {
 
 data::Table Rows(int n, uint64_t seed) {
   data::Table t;
-  data::Column& x1 = t.AddColumn("x1", data::ColumnType::kFloat64);
-  data::Column& x2 = t.AddColumn("x2", data::ColumnType::kFloat64);
-  data::Column& y = t.AddColumn("y", data::ColumnType::kInt64);
+  t.AddColumn("x1", data::ColumnType::kFloat64);
+  t.AddColumn("x2", data::ColumnType::kFloat64);
+  t.AddColumn("y", data::ColumnType::kInt64);  // (AddColumn's reference lasts until the next)
+  data::Column& x1 = t.mutable_column(0);
+  data::Column& x2 = t.mutable_column(1);
+  data::Column& y = t.mutable_column(2);
   std::mt19937_64 rng(seed);
   std::normal_distribution<double> g(0, 1);
   for (int i = 0; i < n; ++i) {
@@ -264,7 +269,7 @@ class RolloutTest : public ::testing::Test {
 
   void Publish(const std::string& instance, const std::string& variant, int64_t version, bool ready,
                int64_t requests = 0, int64_t errors = 0,
-               std::vector<int64_t> latency = CumulativeAt(4, 0),
+               std::vector<int64_t> latency = CountsAt(4, 0),
                std::optional<int64_t> endpoint_version = std::nullopt) {
     ASSERT_TRUE(
         store_
@@ -292,7 +297,8 @@ class RolloutTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  FakeClock clock_{absl::Now()};  // near the store's own clock, should it stamp rows itself
+  // Near the store's own clock, on a whole second (the store keeps times to the microsecond).
+  FakeClock clock_{absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()))};
   std::unique_ptr<state::StateStore> store_;
   std::unique_ptr<storage::ArtifactStore> lake_;
   std::unique_ptr<RolloutReconciler> reconciler_;  // made in SetUp, over store_ and lake_
@@ -343,7 +349,7 @@ TEST_F(RolloutTest, BlueGreenWaitsUntilEveryFreshInstanceReportsTheNewVariantRea
   const int64_t written = Endpoint().version;
 
   // Green loaded, but at the endpoint version before the switch: not yet.
-  Publish("i1@h:1", "green", 2, true, 0, 0, CumulativeAt(4, 0), written - 1);
+  Publish("i1@h:1", "green", 2, true, 0, 0, CountsAt(4, 0), written - 1);
   clock_.Advance(absl::Seconds(1));
   now = reconciler_->Step(d->id);
   ASSERT_TRUE(now.ok());
@@ -380,11 +386,11 @@ TEST_F(RolloutTest, CanaryPromotesAfterTheBake) {
   EXPECT_EQ(Variants(),
             (std::vector<std::string>{"blue:churn:1:90:live", "green:churn:2:10:live"}));
   EXPECT_EQ(ModelState(2), "staged");
-  Publish("i1@h:1", "blue", 1, true, 900, 0, CumulativeAt(4, 900));
-  Publish("i1@h:1", "green", 2, true, 100, 1, CumulativeAt(5, 100));  // 1% errors: at the limit
+  Publish("i1@h:1", "blue", 1, true, 900, 0, CountsAt(4, 900));
+  Publish("i1@h:1", "green", 2, true, 100, 1, CountsAt(5, 100));  // 1% errors: at the limit
   clock_.Advance(absl::Minutes(9));
-  Publish("i1@h:1", "blue", 1, true, 900, 0, CumulativeAt(4, 900));
-  Publish("i1@h:1", "green", 2, true, 100, 1, CumulativeAt(5, 100));
+  Publish("i1@h:1", "blue", 1, true, 900, 0, CountsAt(4, 900));
+  Publish("i1@h:1", "green", 2, true, 100, 1, CountsAt(5, 100));
   now = reconciler_->Step(d->id);
   EXPECT_EQ(now->state, "baking");
   clock_.Advance(absl::Minutes(1));
@@ -408,9 +414,9 @@ TEST_F(RolloutTest, CanaryRollsBackOnErrorRate) {
                                                      .rollback_on = "error_rate>0.01"});
   ASSERT_TRUE(d.ok()) << d.status();
   ASSERT_EQ(reconciler_->Step(d->id)->state, "baking");
-  Publish("i1@h:1", "green", 2, true, 42, 13, CumulativeAt(5, 42));
+  Publish("i1@h:1", "green", 2, true, 42, 13, CountsAt(5, 42));
   clock_.Advance(absl::Seconds(30));
-  Publish("i1@h:1", "green", 2, true, 42, 13, CumulativeAt(5, 42));
+  Publish("i1@h:1", "green", 2, true, 42, 13, CountsAt(5, 42));
   absl::StatusOr<state::DeploymentRecord> now = reconciler_->Step(d->id);
   ASSERT_TRUE(now.ok()) << now.status();
   EXPECT_EQ(now->state, "rolled_back");
@@ -435,7 +441,7 @@ TEST_F(RolloutTest, CanaryRollsBackOnP99) {
   ASSERT_TRUE(d.ok()) << d.status();
   ASSERT_EQ(reconciler_->Step(d->id)->state, "baking");
   // No errors, every request in (50, 100] ms.
-  Publish("i1@h:1", "green", 2, true, 50, 0, CumulativeAt(10, 50));
+  Publish("i1@h:1", "green", 2, true, 50, 0, CountsAt(10, 50));
   absl::StatusOr<state::DeploymentRecord> now = reconciler_->Step(d->id);
   ASSERT_TRUE(now.ok()) << now.status();
   EXPECT_EQ(now->state, "rolled_back");
@@ -456,8 +462,8 @@ TEST_F(RolloutTest, ShadowMirrorsThenPromotes) {
             (std::vector<std::string>{"blue:churn:1:100:live", "green:churn:2:0:shadow"}));
   EXPECT_TRUE(serve::ParseEndpointConfig(Endpoint().config_json)->echo_inputs);
   clock_.Advance(absl::Minutes(5));
-  Publish("i1@h:1", "blue", 1, true, 500, 0, CumulativeAt(4, 500));
-  Publish("i1@h:1", "green", 2, true, 500, 2, CumulativeAt(4, 500));
+  Publish("i1@h:1", "blue", 1, true, 500, 0, CountsAt(4, 500));
+  Publish("i1@h:1", "green", 2, true, 500, 2, CountsAt(4, 500));
   absl::StatusOr<state::DeploymentRecord> now = reconciler_->Step(d->id);
   ASSERT_TRUE(now.ok()) << now.status();
   EXPECT_EQ(now->state, "promoted");
@@ -476,7 +482,7 @@ TEST_F(RolloutTest, NotEnoughTrafficRollsBack) {
   ASSERT_TRUE(d.ok()) << d.status();
   ASSERT_EQ(reconciler_->Step(d->id)->state, "baking");
   clock_.Advance(absl::Minutes(1));
-  Publish("i1@h:1", "green", 2, true, 3, 0, CumulativeAt(4, 3));
+  Publish("i1@h:1", "green", 2, true, 3, 0, CountsAt(4, 3));
   absl::StatusOr<state::DeploymentRecord> now = reconciler_->Step(d->id);
   ASSERT_TRUE(now.ok()) << now.status();
   EXPECT_EQ(now->state, "rolled_back");
@@ -489,6 +495,7 @@ TEST_F(RolloutTest, NotEnoughTrafficRollsBack) {
 TEST_F(RolloutTest, ReadyTimeoutFailsAndRestoresTheConfig) {
   DeployFirst();
   const std::string before = Endpoint().config_json;
+  Publish("i1@h:1", "blue", 1, true);  // a serving instance: readiness is what it reports
   absl::StatusOr<state::DeploymentRecord> d =
       Start({.model_ref = "churn:2", .ready_timeout = absl::Seconds(30)});
   ASSERT_TRUE(d.ok()) << d.status();
@@ -545,7 +552,7 @@ TEST_F(RolloutTest, TwoReconcilersAlternatingReachOneEndWithoutDuplicateMoves) {
     b = other.Step(d->id);
     ASSERT_TRUE(a.ok() && b.ok());
     EXPECT_EQ(a->state, b->state);
-    Publish("i1@h:1", "green", 2, true, 10 * i, 0, CumulativeAt(4, 10 * i));
+    Publish("i1@h:1", "green", 2, true, 10 * i, 0, CountsAt(4, 10 * i));
     clock_.Advance(absl::Seconds(30));
   }
   EXPECT_EQ(b->state, "promoted");

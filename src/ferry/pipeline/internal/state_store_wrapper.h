@@ -119,6 +119,52 @@ class StateStoreWrapper : public state::StateStore {
     return target_.SetModelVersionArtifact(model, version, artifact_uri);
   }
 
+  absl::StatusOr<state::EndpointRecord> CreateEndpoint(const state::NewEndpoint& e) override {
+    return target_.CreateEndpoint(e);
+  }
+  absl::StatusOr<state::EndpointRecord> GetEndpoint(const std::string& name) override {
+    return target_.GetEndpoint(name);
+  }
+  absl::StatusOr<std::vector<state::EndpointRecord>> ListEndpoints() override {
+    return target_.ListEndpoints();
+  }
+  absl::StatusOr<state::EndpointRecord> TransitionEndpoint(
+      const state::EndpointTransition& t) override {
+    return target_.TransitionEndpoint(t);
+  }
+  absl::StatusOr<state::DeploymentRecord> CreateDeployment(const state::NewDeployment& d) override {
+    return target_.CreateDeployment(d);
+  }
+  absl::StatusOr<state::DeploymentRecord> GetDeployment(const std::string& id) override {
+    return target_.GetDeployment(id);
+  }
+  absl::StatusOr<std::vector<state::DeploymentRecord>> ListDeployments(const std::string& endpoint,
+                                                                       int limit) override {
+    return target_.ListDeployments(endpoint, limit);
+  }
+  absl::StatusOr<state::DeploymentRecord> TransitionDeployment(
+      const state::DeploymentTransition& t) override {
+    return target_.TransitionDeployment(t);
+  }
+  absl::Status PutVariantStats(const state::VariantStatsRecord& s) override {
+    return target_.PutVariantStats(s);
+  }
+  absl::StatusOr<std::vector<state::VariantStatsRecord>> ListVariantStats(
+      const std::string& endpoint) override {
+    return target_.ListVariantStats(endpoint);
+  }
+  absl::Status DeleteVariantStats(const std::string& endpoint,
+                                  const std::string& instance) override {
+    return target_.DeleteVariantStats(endpoint, instance);
+  }
+  absl::StatusOr<state::ApiKeyRecord> CreateApiKey(const state::ApiKeyRecord& k) override {
+    return target_.CreateApiKey(k);
+  }
+  absl::StatusOr<std::vector<state::ApiKeyRecord>> ListApiKeys() override {
+    return target_.ListApiKeys();
+  }
+  absl::Status RevokeApiKey(const std::string& id) override { return target_.RevokeApiKey(id); }
+
  protected:
   state::StateStore& target() { return target_; }
 
