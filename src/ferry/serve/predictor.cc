@@ -4,7 +4,6 @@
 #include <set>
 #include <utility>
 
-#include "absl/strings/str_split.h"
 #include "fmt/format.h"
 #include "ferry/common/status.h"
 #include "ferry/model/bundle.h"
@@ -92,6 +91,19 @@ absl::StatusOr<json> NormaliseRows(const json& rows, const ServedModel& model,
     out.push_back(std::move(row));
   }
   return out;
+}
+
+// Debian 12's abseil splits its own string_view type, not std::string_view: a plain splitter.
+// A CSV request body is plain fields (no quoting), as SageMaker's text/csv is.
+std::vector<std::string_view> Split(std::string_view text, char sep) {
+  std::vector<std::string_view> out;
+  size_t start = 0;
+  for (;;) {
+    const size_t at = text.find(sep, start);
+    out.push_back(text.substr(start, at == std::string_view::npos ? at : at - start));
+    if (at == std::string_view::npos) return out;
+    start = at + 1;
+  }
 }
 
 json CsvValue(std::string_view text, const std::string& type) {
@@ -247,11 +259,11 @@ absl::StatusOr<json> ParseCsvRows(std::string_view body, const ServedModel& mode
   const std::vector<InputFeature>& inputs = model.inputs;
   json rows = json::array();
   size_t line_no = 0;
-  for (std::string_view line : absl::StrSplit(body, '\n')) {
+  for (std::string_view line : Split(body, '\n')) {
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty()) continue;
-    std::vector<std::string_view> fields = absl::StrSplit(line, ',');
+    std::vector<std::string_view> fields = Split(line, ',');
     if (rows.empty() && fields.size() == inputs.size()) {
       bool header = true;
       for (size_t i = 0; i < inputs.size(); ++i) header = header && fields[i] == inputs[i].name;

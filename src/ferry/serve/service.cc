@@ -325,7 +325,7 @@ void InferenceService::Invoke(const Request& request, Response& response, Format
   json v2_request;
   if (format == Format::kV2) {
     absl::StatusOr<json> doc = ParseJsonBody(request.body);
-    if (!doc.ok()) return fail(variant.metrics, 400, "invalid_input", doc.status().message());
+    if (!doc.ok()) return fail(variant.metrics, 400, "invalid_input", std::string(doc.status().message()));
     v2_request = std::move(*doc);
     rows = ParseV2Rows(v2_request, model);
   } else {
@@ -339,12 +339,12 @@ void InferenceService::Invoke(const Request& request, Response& response, Format
                   fmt::format("Content-Type {}: send application/json or text/csv", type));
     }
   }
-  if (!rows.ok()) return fail(variant.metrics, 400, "invalid_input", rows.status().message());
+  if (!rows.ok()) return fail(variant.metrics, 400, "invalid_input", std::string(rows.status().message()));
 
   absl::StatusOr<json> predictions = variant.model->predictor->Predict(*rows);
   if (!predictions.ok()) {
     const int status = StatusFor(predictions.status());
-    return fail(variant.metrics, status, CodeFor(status), predictions.status().message());
+    return fail(variant.metrics, status, CodeFor(status), std::string(predictions.status().message()));
   }
 
   if (format == Format::kSageMaker) {
