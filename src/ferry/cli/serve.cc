@@ -3,6 +3,7 @@
 // exists, it also advances the endpoint's deployment in flight (controller/rollout.h) every
 // second; `--no-reconcile` leaves that to `ferry deploy --wait`.
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
@@ -10,6 +11,7 @@
 #include "ferry/common/units.h"
 #include "ferry/controller/rollout.h"
 #include "ferry/serve/serve_process.h"
+#include "ferry/serve/worker_pool.h"
 #include "fmt/format.h"
 
 namespace ferry::cli {
@@ -22,10 +24,12 @@ struct ServeCliOptions {
   int threads = 0;
   bool no_log = false;
   bool no_reconcile = false;
-  std::string segment_bytes = "16MiB";
+  std::string segment_bytes = "16Mi";
   std::string segment_age = "1m";
-  std::string max_body = "6MiB";
+  std::string max_body = "6Mi";
   std::string grace = "10s";
+  int workers_min = 1;
+  int workers_max = 4;
 };
 
 int ServeMain(const GlobalOptions& g, const ServeCliOptions& o) {
@@ -51,6 +55,10 @@ int ServeMain(const GlobalOptions& g, const ServeCliOptions& o) {
   so.log.segment_bytes = static_cast<size_t>(*seg);
   so.log.segment_age = *age;
   so.grace = *grace;
+  serve::WorkerPoolOptions workers;
+  workers.min_workers = o.workers_min;
+  workers.max_workers = std::max(o.workers_min, o.workers_max);
+  so.external = serve::PythonWorkerFactory(project->config.root_dir, workers);
   const std::string actor = fmt::format("ferry serve pid {}", getpid());
   std::unique_ptr<controller::RolloutReconciler> reconciler;
   if (!o.no_reconcile) {
@@ -83,12 +91,18 @@ void RegisterServeCommand(CLI::App& app, GlobalOptions& g, int& rc) {
   serve->add_option("--threads", o->threads, "Event loops (default: one per core)");
   serve->add_flag("--no-log", o->no_log, "Do not write the inference log");
   serve->add_option("--log-segment-bytes", o->segment_bytes,
-                    "Inference log: commit a segment at this many uncompressed bytes (16MiB)");
+                    "Inference log: commit a segment at this many uncompressed bytes (16Mi)");
   serve->add_option("--log-segment-age", o->segment_age,
                     "Inference log: commit a segment when its oldest record is this old (1m)");
-  serve->add_option("--max-body", o->max_body, "Largest request body (6MiB); larger gets 413");
+  serve->add_option("--max-body", o->max_body, "Largest request body (6Mi); larger gets 413");
   serve->add_option("--grace", o->grace,
                     "On SIGTERM, how long requests in flight may take to finish (10s)");
+  serve->add_option("--workers-min", o->workers_min,
+                    "Python models: worker processes kept running per variant (1)")
+      ->check(CLI::Range(1, 64));
+  serve->add_option("--workers-max", o->workers_max,
+                    "Python models: the most worker processes per variant under load (4)")
+      ->check(CLI::Range(1, 64));
   serve->add_flag("--no-reconcile", o->no_reconcile,
                   "Do not advance the endpoint's deployments from this process");
   serve->callback([&g, &rc, o] { rc = ServeMain(g, *o); });

@@ -275,6 +275,20 @@ std::string FormatValue(const std::string& metric, double v) {
   return metric == "error_rate" ? Percent(v) : fmt::format("{:.3g}", v);
 }
 
+// Whether every live serving process has reported its counters after `bake_end`: a verdict at
+// the end of a bake must count the whole bake, not the last report before it.
+bool CoversBake(const std::vector<state::VariantStatsRecord>& rows,
+                const std::set<std::string>& fresh, absl::Time bake_end) {
+  for (const std::string& instance : fresh) {
+    bool covered = false;
+    for (const state::VariantStatsRecord& r : rows) {
+      covered = covered || (r.instance == instance && r.updated_at >= bake_end);
+    }
+    if (!covered) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 // --- Thresholds ---
@@ -641,6 +655,8 @@ absl::StatusOr<state::DeploymentRecord> RolloutReconciler::Step(const std::strin
         moved = promote(fmt::format("{} ready ({}); it takes 100% of traffic", who, ready_how));
       } else if (baked < spec.bake) {
         return d;  // wait
+      } else if (!CoversBake(rows, fresh, d.baking_since + spec.bake)) {
+        return d;  // wait for every live serving process to report past the bake's end
       } else if (h.requests < spec.min_requests) {
         moved = end_unpromoted(
             ds::kRolledBack,

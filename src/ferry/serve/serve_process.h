@@ -32,7 +32,7 @@ struct ServeOptions {
   bool inference_log = true;
   InferenceLogOptions log;  // endpoint and instance are filled in
   absl::Duration poll = absl::Seconds(1);
-  absl::Duration stats_every = absl::Seconds(2);
+  absl::Duration stats_every = absl::Seconds(1);
   absl::Duration grace = absl::Seconds(10);
   ExternalPredictorFactory external;  // Python models; null: not served
   // Called on the control loop after each poll, with the store (the CLI runs the rollout
