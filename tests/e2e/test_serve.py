@@ -20,6 +20,7 @@ import unittest
 
 import zstandard
 
+from prometheus_harness import Prometheus
 from ferry_e2e import (EXIT_CONFLICT, EXIT_OK, EXIT_RUN_FAILED, FerryTestCase, Project,
                        wait_until)
 
@@ -498,6 +499,23 @@ class ServeTest(FerryTestCase):
             now = children(bg.pid)
             return now and not set(now) & set(workers) and Client(port).invoke([ROW])[0] == 200
         wait_until(replaced, "a new worker answering", timeout=60)
+
+    # --- a real Prometheus scrapes it ----------------------------------------------------------
+
+    def test_prometheus_reads_the_request_counter(self):
+        self.deploy("prom", "churn:1", "--wait")
+        bg, port = self.serve("prom")
+        c = Client(port)
+        for _ in range(7):
+            self.assertEqual(c.invoke([ROW])[0], 200)
+        c.close()
+        with Prometheus(["127.0.0.1:%d" % port], job="ferry") as prom:
+            expr = 'sum(ferry_requests_total{endpoint="prom",variant="blue",code="200"})'
+            result = prom.wait_for(expr, lambda r: bool(r) and float(r[0]["value"][1]) >= 7,
+                                   deadline=60)
+            self.assertEqual(float(result[0]["value"][1]), 7.0)
+            up = prom.query('up{job="ferry"}')
+            self.assertEqual(up[0]["value"][1], "1")
 
 
 def children(pid):
