@@ -159,7 +159,8 @@ class StatesTest(FerryTestCase):
         self.assertNotIn(("pending", "running"), edges)  # every attempt is queued first
         self.assertNotIn(("failed", "running"), edges)  # a retry waits for its backoff
         j = json.loads(p.ok("states", "--json").out)
-        self.assertEqual([k["kind"] for k in j], ["PipelineRun", "TaskRun", "ModelVersion"])
+        self.assertEqual([k["kind"] for k in j], ["PipelineRun", "TaskRun", "ModelVersion",
+                                                  "Endpoint", "Deployment"])
         self.assertEqual(json.loads(p.ok("states", "pipeline_run", "--json").out)[0]["kind"],
                          "PipelineRun")
         r = p.ferry("states", "Nope")
