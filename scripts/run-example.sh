@@ -36,7 +36,8 @@ if [[ -f clients/invoke.py ]]; then
   python3 clients/invoke.py --port "$port"
   echo
   echo "== a challenger: the same pipeline with C=0.3 registers another version"
-  "$ferry" run pipelines/train.yaml -p C=0.3 | tail -n 1
+  "$ferry" run pipelines/train.yaml -p C=0.3 | tail -n 2 | head -n 1
+  "$ferry" models
   echo
   echo "== canary it: 20% of the traffic for 4 s, rolled back if it errs or is slow"
   python3 clients/invoke.py --port "$port" --seconds 6 &

@@ -160,6 +160,8 @@ absl::Status RunServe(const ServeOptions& options, state::StateStore& store,
     reload_keys();
     const bool swapped = service->snapshot() && service->snapshot()->version != before;
     if (swapped || clock.Now() - last_publish >= options.stats_every) {
+      // Variants the new config no longer has must not linger in `ferry endpoint show`.
+      if (swapped) (void)store.DeleteVariantStats(options.endpoint, instance);
       publish();
       last_publish = clock.Now();
     }
