@@ -42,55 +42,64 @@ std::string InputNames(const std::vector<InputFeature>& inputs) {
   return out;
 }
 
-// One request row (object or array) as an object keyed by exactly the model's inputs.
-absl::StatusOr<json> NormaliseRow(const json& row, const ServedModel& model,
-                                  const std::string& where) {
+// Makes one request row (object or array) an object keyed by exactly the model's inputs, in
+// place: the request path does not copy rows. `field`[`index`] names it in errors.
+absl::Status NormaliseRow(json& row, const ServedModel& model, std::string_view field,
+                          size_t index) {
   const std::vector<InputFeature>& inputs = model.inputs;
   if (row.is_array()) {
     if (row.size() != inputs.size()) {
       return absl::InvalidArgumentError(
-          fmt::format("{}: expected {} values in the model's input order ({}), got {}", where,
-                      inputs.size(), InputNames(inputs), row.size()));
+          fmt::format("{}[{}]: expected {} values in the model's input order ({}), got {}", field,
+                      index, inputs.size(), InputNames(inputs), row.size()));
     }
     json out = json::object();
-    for (size_t i = 0; i < inputs.size(); ++i) out[inputs[i].name] = row[i];
-    return out;
+    for (size_t i = 0; i < inputs.size(); ++i) out[inputs[i].name] = std::move(row[i]);
+    row = std::move(out);
+    return absl::OkStatus();
   }
   if (!row.is_object()) {
     return absl::InvalidArgumentError(fmt::format(
-        "{}: a row is an object keyed by feature name or an array in input order, got {}", where,
-        row.type_name()));
+        "{}[{}]: a row is an object keyed by feature name or an array in input order, got {}",
+        field, index, row.type_name()));
   }
+  size_t required = 0;
   for (const auto& [key, value] : row.items()) {
     bool known = false;
-    for (const InputFeature& f : inputs) known = known || f.name == key;
+    for (const InputFeature& f : inputs) {
+      if (f.name == key) {
+        known = true;
+        ++required;
+        break;
+      }
+    }
     for (const std::string& o : model.optional_inputs) known = known || o == key;
     if (!known) {
-      return absl::InvalidArgumentError(fmt::format(
-          "{}: unknown feature '{}'; the model's inputs are {}", where, key, InputNames(inputs)));
+      return absl::InvalidArgumentError(
+          fmt::format("{}[{}]: unknown feature '{}'; the model's inputs are {}", field, index, key,
+                      InputNames(inputs)));
     }
   }
-  for (const InputFeature& f : inputs) {
-    if (!row.contains(f.name)) {
-      return absl::InvalidArgumentError(fmt::format(
-          "{}: missing feature '{}' (send null for a missing value)", where, f.name));
+  if (required != inputs.size()) {
+    for (const InputFeature& f : inputs) {
+      if (!row.contains(f.name)) {
+        return absl::InvalidArgumentError(
+            fmt::format("{}[{}]: missing feature '{}' (send null for a missing value)", field,
+                        index, f.name));
+      }
     }
   }
-  return row;
+  return absl::OkStatus();
 }
 
-absl::StatusOr<json> NormaliseRows(const json& rows, const ServedModel& model,
-                                   const std::string& field) {
+absl::StatusOr<json> NormaliseRows(json rows, const ServedModel& model, std::string_view field) {
   if (rows.empty()) {
     return absl::InvalidArgumentError(fmt::format("{}: empty batch: send at least one row", field));
   }
-  json out = json::array();
   for (size_t i = 0; i < rows.size(); ++i) {
-    FERRY_ASSIGN_OR_RETURN(json row,
-                           NormaliseRow(rows[i], model, fmt::format("{}[{}]", field, i)));
-    out.push_back(std::move(row));
+    FERRY_RETURN_IF_ERROR(NormaliseRow(rows[i], model, field, i));
   }
-  return out;
+  return rows;
 }
 
 // Debian 12's abseil splits its own string_view type, not std::string_view: a plain splitter.
@@ -240,19 +249,23 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> LoadServedModel(
 
 absl::StatusOr<json> ParseJsonRows(std::string_view body, const ServedModel& model) {
   FERRY_ASSIGN_OR_RETURN(json doc, ParseJsonBody(body));
-  if (doc.is_array()) return NormaliseRows(doc, model, "instances");
+  if (doc.is_array()) return NormaliseRows(std::move(doc), model, "instances");
   if (!doc.is_object() || !doc.contains("instances")) {
     return absl::InvalidArgumentError(
         "expected {\"instances\": [row, ...]} (rows as objects by feature name or arrays in input "
         "order), or text/csv");
   }
-  const json& instances = doc["instances"];
-  if (instances.is_object()) return NormaliseRows(json::array({instances}), model, "instances");
+  json& instances = doc["instances"];
+  if (instances.is_object()) {
+    json one = json::array();
+    one.push_back(std::move(instances));
+    return NormaliseRows(std::move(one), model, "instances");
+  }
   if (!instances.is_array()) {
     return absl::InvalidArgumentError(
         fmt::format("instances: expected an array of rows, got {}", instances.type_name()));
   }
-  return NormaliseRows(instances, model, "instances");
+  return NormaliseRows(std::move(instances), model, "instances");
 }
 
 absl::StatusOr<json> ParseCsvRows(std::string_view body, const ServedModel& model) {
