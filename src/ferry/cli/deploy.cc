@@ -38,9 +38,7 @@ struct DeployOptions {
   bool as_json = false;
 };
 
-std::string Actor(std::string_view what) {
-  return fmt::format("ferry {} pid {}", what, getpid());
-}
+std::string Actor(std::string_view what) { return fmt::format("ferry {} pid {}", what, getpid()); }
 
 absl::StatusOr<std::optional<bool>> OnOff(const std::string& flag, const std::string& value) {
   if (value.empty()) return std::optional<bool>();
@@ -63,12 +61,13 @@ int DeployMain(const GlobalOptions& g, const DeployOptions& o) {
   r.strategy = o.strategy == "blue-green" ? "blue_green" : o.strategy;
   r.weight = o.weight;
   absl::StatusOr<absl::Duration> bake = ParseDuration(o.bake);
-  if (!bake.ok()) return Fail(absl::InvalidArgumentError(fmt::format("--bake: {}", bake.status().message())));
+  if (!bake.ok())
+    return Fail(absl::InvalidArgumentError(fmt::format("--bake: {}", bake.status().message())));
   r.bake = *bake;
   absl::StatusOr<absl::Duration> ready = ParseDuration(o.ready_timeout);
   if (!ready.ok()) {
-    return Fail(absl::InvalidArgumentError(
-        fmt::format("--ready-timeout: {}", ready.status().message())));
+    return Fail(
+        absl::InvalidArgumentError(fmt::format("--ready-timeout: {}", ready.status().message())));
   }
   r.ready_timeout = *ready;
   r.rollback_on = o.rollback_on;
@@ -88,8 +87,7 @@ int DeployMain(const GlobalOptions& g, const DeployOptions& o) {
       controller::StartDeployment(*project->store, *project->lake, r, SystemClock::Get());
   if (!d.ok()) return Fail(d.status());
   if (!o.as_json) {
-    fmt::print("deployment {}: {} of {} to endpoint {}\n", d->id, o.strategy, o.model,
-               o.endpoint);
+    fmt::print("deployment {}: {} of {} to endpoint {}\n", d->id, o.strategy, o.model, o.endpoint);
   }
   controller::RolloutReconciler reconciler(*project->store, *project->lake, SystemClock::Get(),
                                            r.actor);
@@ -112,9 +110,10 @@ int DeployMain(const GlobalOptions& g, const DeployOptions& o) {
   } else if (!o.wait) {
     PrintDeployment(*after);
     if (!state::IsTerminal(state::DeploymentKind(), after->state)) {
-      fmt::print("`ferry serve --endpoint {}` advances it; follow it with `ferry endpoint show {}`, "
-                 "or wait for it with --wait\n",
-                 o.endpoint, o.endpoint);
+      fmt::print(
+          "`ferry serve --endpoint {}` advances it; follow it with `ferry endpoint show {}`, "
+          "or wait for it with --wait\n",
+          o.endpoint, o.endpoint);
     }
   }
   if (after->state == state::deployment_state::kRolledBack ||
@@ -127,9 +126,9 @@ int DeployMain(const GlobalOptions& g, const DeployOptions& o) {
 int RollbackMain(const GlobalOptions& g, const std::string& endpoint, const std::string& reason) {
   absl::StatusOr<Project> project = OpenProject(g, "");
   if (!project.ok()) return Fail(project.status());
-  absl::StatusOr<state::DeploymentRecord> d = controller::Rollback(
-      *project->store, endpoint, reason.empty() ? "`ferry rollback`" : reason, Actor("rollback"),
-      SystemClock::Get());
+  absl::StatusOr<state::DeploymentRecord> d =
+      controller::Rollback(*project->store, endpoint, reason.empty() ? "`ferry rollback`" : reason,
+                           Actor("rollback"), SystemClock::Get());
   if (!d.ok()) return Fail(d.status());
   PrintDeployment(*d);
   return kExitOk;
@@ -176,8 +175,9 @@ void RegisterDeployCommand(CLI::App& app, GlobalOptions& g, int& rc) {
   auto endpoint = std::make_shared<std::string>();
   auto reason = std::make_shared<std::string>();
   CLI::App* rollback = app.add_subcommand(
-      "rollback", "Abort the endpoint's deployment in flight, or restore the config before its "
-                  "last one");
+      "rollback",
+      "Abort the endpoint's deployment in flight, or restore the config before its "
+      "last one");
   rollback->add_option("ENDPOINT", *endpoint, "The endpoint")->required();
   rollback->add_option("--reason", *reason, "Recorded with the rollback");
   rollback->callback([&g, &rc, endpoint, reason] { rc = RollbackMain(g, *endpoint, *reason); });

@@ -101,8 +101,8 @@ int EndpointShowMain(const GlobalOptions& g, const std::string& name, bool as_js
     for (const auto& d : *ds) deployments.push_back(DeploymentJson(d));
     json instances = json::array();
     for (const auto& s : *stats) {
-      controller::VariantHealth h = controller::AggregateVariantStats(
-          {s}, s.variant, s.model, s.model_version, now, kFresh);
+      controller::VariantHealth h =
+          controller::AggregateVariantStats({s}, s.variant, s.model, s.model_version, now, kFresh);
       instances.push_back({{"instance", s.instance},
                            {"variant", s.variant},
                            {"model", fmt::format("{}:{}", s.model, s.model_version)},
@@ -137,17 +137,19 @@ int EndpointShowMain(const GlobalOptions& g, const std::string& name, bool as_js
                  v.mode, v.weight);
     }
   }
-  fmt::print("\nSERVING PROCESS              VARIANT  MODEL        READY  REQUESTS  ERRORS  P99_MS\n");
+  fmt::print(
+      "\nSERVING PROCESS              VARIANT  MODEL        READY  REQUESTS  ERRORS  P99_MS\n");
   if (stats->empty()) fmt::print("(none: start one with `ferry serve --endpoint {}`)\n", name);
   for (const auto& s : *stats) {
-    controller::VariantHealth h = controller::AggregateVariantStats(
-        {s}, s.variant, s.model, s.model_version, now, kFresh);
+    controller::VariantHealth h =
+        controller::AggregateVariantStats({s}, s.variant, s.model, s.model_version, now, kFresh);
     fmt::print("{:<28} {:<8} {:<12} {:<6} {:>8}  {:>6}  {:>6}{}\n", s.instance, s.variant,
                fmt::format("{}:{}", s.model, s.model_version), s.ready ? "yes" : "no", s.requests,
                s.errors, std::isnan(h.p99_ms) ? "-" : fmt::format("{:.3f}", h.p99_ms),
                h.fresh_instances > 0 ? "" : "  (stale)");
   }
-  fmt::print("\nDEPLOYMENT                   STRATEGY    STATE        CREATED              MESSAGE\n");
+  fmt::print(
+      "\nDEPLOYMENT                   STRATEGY    STATE        CREATED              MESSAGE\n");
   for (const auto& d : *ds) {
     fmt::print("{:<28} {:<11} {:<12} {:<20} {}\n", d.id, d.strategy, d.state,
                ShowTime(d.created_at), d.message);

@@ -34,7 +34,8 @@ int ListMain(const GlobalOptions& g, bool as_json) {
   absl::StatusOr<std::vector<state::ApiKeyRecord>> keys = project->store->ListApiKeys();
   if (!keys.ok()) return Fail(keys.status());
   nlohmann::json out = nlohmann::json::array();
-  if (!as_json) fmt::print("{:<12} {:<8} {:<20} {:<20} {}\n", "ID", "ROLE", "NAME", "CREATED", "REVOKED");
+  if (!as_json)
+    fmt::print("{:<12} {:<8} {:<20} {:<20} {}\n", "ID", "ROLE", "NAME", "CREATED", "REVOKED");
   for (const state::ApiKeyRecord& k : *keys) {
     if (as_json) {
       out.push_back({{"id", k.id},

@@ -44,11 +44,11 @@ int ServeMain(const GlobalOptions& g, const ServeCliOptions& o) {
   absl::StatusOr<int64_t> seg = ParseBytes(o.segment_bytes);
   absl::StatusOr<absl::Duration> age = ParseDuration(o.segment_age);
   absl::StatusOr<absl::Duration> grace = ParseDuration(o.grace);
-  for (const auto& [flag, st] : {std::pair{"--max-body", body.status()},
-                                 std::pair{"--log-segment-bytes", seg.status()},
-                                 std::pair{"--log-segment-age", age.status()},
-                                 std::pair{"--grace", grace.status()}}) {
-    if (!st.ok()) return Fail(absl::InvalidArgumentError(fmt::format("{}: {}", flag, st.message())));
+  for (const auto& [flag, st] :
+       {std::pair{"--max-body", body.status()}, std::pair{"--log-segment-bytes", seg.status()},
+        std::pair{"--log-segment-age", age.status()}, std::pair{"--grace", grace.status()}}) {
+    if (!st.ok())
+      return Fail(absl::InvalidArgumentError(fmt::format("{}: {}", flag, st.message())));
   }
   so.http.max_body_bytes = static_cast<size_t>(*body);
   so.inference_log = !o.no_log;
@@ -64,8 +64,8 @@ int ServeMain(const GlobalOptions& g, const ServeCliOptions& o) {
   if (!o.no_reconcile) {
     so.on_tick = [&](state::StateStore& store) -> absl::Status {
       if (reconciler == nullptr) {
-        reconciler = std::make_unique<controller::RolloutReconciler>(
-            store, *project->lake, SystemClock::Get(), actor);
+        reconciler = std::make_unique<controller::RolloutReconciler>(store, *project->lake,
+                                                                     SystemClock::Get(), actor);
       }
       return reconciler->ReconcileEndpoint(o.endpoint);
     };
@@ -97,11 +97,13 @@ void RegisterServeCommand(CLI::App& app, GlobalOptions& g, int& rc) {
   serve->add_option("--max-body", o->max_body, "Largest request body (6Mi); larger gets 413");
   serve->add_option("--grace", o->grace,
                     "On SIGTERM, how long requests in flight may take to finish (10s)");
-  serve->add_option("--workers-min", o->workers_min,
-                    "Python models: worker processes kept running per variant (1)")
+  serve
+      ->add_option("--workers-min", o->workers_min,
+                   "Python models: worker processes kept running per variant (1)")
       ->check(CLI::Range(1, 64));
-  serve->add_option("--workers-max", o->workers_max,
-                    "Python models: the most worker processes per variant under load (4)")
+  serve
+      ->add_option("--workers-max", o->workers_max,
+                   "Python models: the most worker processes per variant under load (4)")
       ->check(CLI::Range(1, 64));
   serve->add_flag("--no-reconcile", o->no_reconcile,
                   "Do not advance the endpoint's deployments from this process");

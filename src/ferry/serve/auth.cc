@@ -3,8 +3,8 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include "fmt/format.h"
 #include "ferry/common/hash.h"
+#include "fmt/format.h"
 
 namespace ferry::serve {
 namespace {
@@ -59,7 +59,8 @@ AuthResult KeySet::Check(std::string_view authorization, std::string_view role) 
     return AuthResult::kMissing;
   }
   std::string_view token = authorization.substr(kBearer.size());
-  if (token.size() < kPrefix.size() + kIdHexChars + 1 || token.substr(0, kPrefix.size()) != kPrefix) {
+  if (token.size() < kPrefix.size() + kIdHexChars + 1 ||
+      token.substr(0, kPrefix.size()) != kPrefix) {
     return AuthResult::kInvalid;
   }
   auto it = keys_.find(std::string(token.substr(kPrefix.size(), kIdHexChars)));

@@ -4,10 +4,10 @@
 #include <set>
 #include <utility>
 
-#include "fmt/format.h"
 #include "ferry/common/status.h"
 #include "ferry/model/bundle.h"
 #include "ferry/pipeline/model_steps.h"
+#include "fmt/format.h"
 
 namespace ferry::serve {
 namespace {
@@ -83,9 +83,8 @@ absl::Status NormaliseRow(json& row, const ServedModel& model, std::string_view 
   if (required != inputs.size()) {
     for (const InputFeature& f : inputs) {
       if (!row.contains(f.name)) {
-        return absl::InvalidArgumentError(
-            fmt::format("{}[{}]: missing feature '{}' (send null for a missing value)", field,
-                        index, f.name));
+        return absl::InvalidArgumentError(fmt::format(
+            "{}[{}]: missing feature '{}' (send null for a missing value)", field, index, f.name));
       }
     }
   }
@@ -346,17 +345,17 @@ absl::StatusOr<json> ParseV2Rows(const json& request, const ServedModel& model) 
     size_t f = 0;
     while (f < inputs.size() && inputs[f].name != name) ++f;
     if (f == inputs.size()) {
-      return absl::InvalidArgumentError(fmt::format(
-          "inputs[{}]: unknown feature '{}'; the model's inputs are {}", i, name,
-          InputNames(inputs)));
+      return absl::InvalidArgumentError(
+          fmt::format("inputs[{}]: unknown feature '{}'; the model's inputs are {}", i, name,
+                      InputNames(inputs)));
     }
     FERRY_ASSIGN_OR_RETURN(const json* data, data_of(tensors[i], i));
     if (rows.empty()) {
       for (size_t r = 0; r < data->size(); ++r) rows.push_back(json::object());
     } else if (data->size() != rows.size()) {
-      return absl::InvalidArgumentError(fmt::format(
-          "inputs[{}] ({}): {} values, but the other inputs have {}", i, name, data->size(),
-          rows.size()));
+      return absl::InvalidArgumentError(
+          fmt::format("inputs[{}] ({}): {} values, but the other inputs have {}", i, name,
+                      data->size(), rows.size()));
     }
     for (size_t r = 0; r < data->size(); ++r) {
       const json& v = (*data)[r];

@@ -47,9 +47,9 @@ struct InputFeature {
 struct ServedModel {
   std::string model;
   int64_t version = 0;
-  std::string type;       // "logistic_regression", "xgboost", "python", ...
-  nlohmann::json meta;    // model.json
-  std::string folder;     // the bundle's local folder
+  std::string type;     // "logistic_regression", "xgboost", "python", ...
+  nlohmann::json meta;  // model.json
+  std::string folder;   // the bundle's local folder
   // What a request must carry, in input order (arrays, CSV and the v2 metadata use this order).
   std::vector<InputFeature> inputs;
   // Columns of the input schema that the bundled transform drops first (an id, a date): a
@@ -60,8 +60,8 @@ struct ServedModel {
 
 // Makes the predictor of a model that does not run in-process (type "python"); see
 // worker_pool.h. Null means such models cannot be served (Unimplemented).
-using ExternalPredictorFactory = std::function<absl::StatusOr<std::shared_ptr<Predictor>>(
-    const ServedModel& model)>;
+using ExternalPredictorFactory =
+    std::function<absl::StatusOr<std::shared_ptr<Predictor>>(const ServedModel& model)>;
 
 // Loads model:version from the registry and the lake. NotFound for an unknown version or a
 // version without an artifact; InvalidArgument for a bundle that cannot be read.
@@ -91,7 +91,6 @@ absl::StatusOr<nlohmann::json> ParseCsvRows(std::string_view body, const ServedM
 // Open Inference Protocol v2 request: {"id": "...", "inputs": [{"name", "shape", "datatype",
 // "data"}]}: one input tensor per feature (shape [N] or [N, 1]), or one tensor of shape [N, F]
 // with the features in input order.
-absl::StatusOr<nlohmann::json> ParseV2Rows(const nlohmann::json& request,
-                                           const ServedModel& model);
+absl::StatusOr<nlohmann::json> ParseV2Rows(const nlohmann::json& request, const ServedModel& model);
 
 }  // namespace ferry::serve

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "fmt/format.h"
 #include "ferry/common/status.h"
+#include "fmt/format.h"
 #include "nlohmann/json.hpp"
 
 namespace ferry::serve {
@@ -58,16 +58,16 @@ absl::StatusOr<std::shared_ptr<const EndpointSnapshot>> BuildSnapshot(
   for (const VariantConfig& vc : config->variants) {
     absl::StatusOr<std::shared_ptr<const ServedModel>> model = cache.Get(vc.model, vc.version);
     if (!model.ok()) {
-      return absl::InvalidArgumentError(fmt::format(
-          "endpoint {} version {}: variant {} ({}:{}): {}", endpoint.name, endpoint.version,
-          vc.name, vc.model, vc.version, model.status().message()));
+      return absl::InvalidArgumentError(
+          fmt::format("endpoint {} version {}: variant {} ({}:{}): {}", endpoint.name,
+                      endpoint.version, vc.name, vc.model, vc.version, model.status().message()));
     }
     HostedVariant hv;
     hv.config = vc;
     hv.model = *model;
     hv.metrics = metrics.ForVariant(vc.name, vc.model, vc.version);
-    hv.model_json = nlohmann::json{{"name", vc.model}, {"version", vc.version}, {"variant", vc.name}}
-                        .dump();
+    hv.model_json =
+        nlohmann::json{{"name", vc.model}, {"version", vc.version}, {"variant", vc.name}}.dump();
     const size_t index = snap->variants.size();
     snap->variants.push_back(std::move(hv));
     if (vc.mode == "shadow") {

@@ -49,8 +49,7 @@ class ModelCache {
   ModelCache(state::StateStore& store, storage::ArtifactStore& lake,
              ExternalPredictorFactory external)
       : store_(store), lake_(lake), external_(std::move(external)) {}
-  absl::StatusOr<std::shared_ptr<const ServedModel>> Get(const std::string& model,
-                                                         int64_t version);
+  absl::StatusOr<std::shared_ptr<const ServedModel>> Get(const std::string& model, int64_t version);
   // Forgets models that `snapshot` does not use (in-flight requests keep theirs alive).
   void Retain(const EndpointSnapshot& snapshot);
 

@@ -8,12 +8,12 @@
 #include <map>
 #include <memory>
 
-#include "fmt/format.h"
 #include "ferry/common/status.h"
 #include "ferry/serve/auth.h"
 #include "ferry/serve/metrics.h"
 #include "ferry/serve/router.h"
 #include "ferry/serve/service.h"
+#include "fmt/format.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
 
@@ -75,12 +75,12 @@ absl::Status RunServe(const ServeOptions& options, state::StateStore& store,
     lo.instance = fmt::format("{}-{:x}", getpid(), absl::ToUnixMicros(clock.Now()) & 0xffffff);
     log = std::make_unique<InferenceLog>(lake, lo, clock);
   }
-  service = std::make_unique<InferenceService>(
-      ServiceOptions{.endpoint = options.endpoint}, metrics, log.get(), clock,
-      [&server_ptr]() -> int64_t {
-        HttpServer* s = server_ptr.load();
-        return s != nullptr ? s->in_flight() : 0;
-      });
+  service =
+      std::make_unique<InferenceService>(ServiceOptions{.endpoint = options.endpoint}, metrics,
+                                         log.get(), clock, [&server_ptr]() -> int64_t {
+                                           HttpServer* s = server_ptr.load();
+                                           return s != nullptr ? s->in_flight() : 0;
+                                         });
   server = std::make_unique<HttpServer>(options.http, *service);
   server_ptr.store(server.get());
 

@@ -4,8 +4,8 @@
 #include <random>
 
 #include "absl/time/time.h"
-#include "fmt/format.h"
 #include "ferry/common/ids.h"
+#include "fmt/format.h"
 
 namespace ferry::serve {
 namespace {
@@ -61,9 +61,8 @@ void ErrorResponse(int status, std::string_view code, std::string_view message,
       -1, ' ', false, json::error_handler_t::replace);
 }
 
-InferenceService::InferenceService(ServiceOptions options, ServeMetrics& metrics,
-                                   InferenceLog* log, const Clock& clock,
-                                   std::function<int64_t()> in_flight)
+InferenceService::InferenceService(ServiceOptions options, ServeMetrics& metrics, InferenceLog* log,
+                                   const Clock& clock, std::function<int64_t()> in_flight)
     : options_(std::move(options)),
       metrics_(metrics),
       log_(log),
@@ -192,10 +191,10 @@ void InferenceService::Route(const Request& request, Response& response) {
                       std::any_of(snap->variants.begin(), snap->variants.end(),
                                   [&](const HostedVariant& v) { return v.config.model == name; }));
         if (!known) {
-          return ErrorResponse(404, "not_found",
-                               fmt::format("no model '{}' here; this endpoint serves {}", name,
-                                           options_.endpoint),
-                               response);
+          return ErrorResponse(
+              404, "not_found",
+              fmt::format("no model '{}' here; this endpoint serves {}", name, options_.endpoint),
+              response);
         }
         return health(ready, "ready");
       }
@@ -250,11 +249,11 @@ void InferenceService::Metadata(std::string_view name, Response& response) {
     }
   }
   if (v == nullptr) {
-    return ErrorResponse(404, "not_found",
-                         fmt::format("no live model '{}' here; this endpoint ({}) serves {}",
-                                     name, options_.endpoint,
-                                     snap == nullptr ? "nothing yet" : "its variants' models"),
-                         response);
+    return ErrorResponse(
+        404, "not_found",
+        fmt::format("no live model '{}' here; this endpoint ({}) serves {}", name,
+                    options_.endpoint, snap == nullptr ? "nothing yet" : "its variants' models"),
+        response);
   }
   json inputs = json::array();
   for (const InputFeature& f : v->model->inputs) {
@@ -265,22 +264,25 @@ void InferenceService::Metadata(std::string_view name, Response& response) {
     inputs.push_back({{"name", f.name}, {"datatype", dt}, {"shape", {-1}}});
   }
   json versions = json::array();
-  for (const HostedVariant& c : snap->variants) versions.push_back(std::to_string(c.config.version));
+  for (const HostedVariant& c : snap->variants)
+    versions.push_back(std::to_string(c.config.version));
   const std::string task = v->model->meta.value("task", "");
-  json outputs = task == "regression"
-                     ? json::array({{{"name", "value"}, {"datatype", "FP64"}, {"shape", {-1}}}})
-                     : json::array({{{"name", "label"}, {"datatype", "BYTES"}, {"shape", {-1}}},
-                                    {{"name", "probabilities"},
-                                     {"datatype", "FP64"},
-                                     {"shape", {-1, static_cast<int>(v->model->meta.value(
-                                                        "classes", json::array())
-                                                        .size())}}}});
-  response.body = json{{"name", std::string(name)},
-                       {"versions", versions},
-                       {"platform", fmt::format("ferry_{}", v->model->type)},
-                       {"inputs", inputs},
-                       {"outputs", outputs}}
-                      .dump();
+  json outputs =
+      task == "regression"
+          ? json::array({{{"name", "value"}, {"datatype", "FP64"}, {"shape", {-1}}}})
+          : json::array({{{"name", "label"}, {"datatype", "BYTES"}, {"shape", {-1}}},
+                         {{"name", "probabilities"},
+                          {"datatype", "FP64"},
+                          {"shape",
+                           {-1, static_cast<int>(
+                                    v->model->meta.value("classes", json::array()).size())}}}});
+  response.body = json{
+      {"name", std::string(name)},
+      {"versions", versions},
+      {"platform", fmt::format("ferry_{}", v->model->type)},
+      {"inputs", inputs},
+      {"outputs",
+       outputs}}.dump();
 }
 
 void InferenceService::Invoke(const Request& request, Response& response, Format format,
@@ -311,13 +313,13 @@ void InferenceService::Invoke(const Request& request, Response& response, Format
   if (format == Format::kV2 && name != options_.endpoint &&
       std::none_of(snap->live.begin(), snap->live.end(),
                    [&](size_t i) { return snap->variants[i].config.model == name; })) {
-    return fail(unrouted_, 404, "not_found",
-                fmt::format("no live model '{}' here; this endpoint serves {}", name,
-                            options_.endpoint));
+    return fail(
+        unrouted_, 404, "not_found",
+        fmt::format("no live model '{}' here; this endpoint serves {}", name, options_.endpoint));
   }
-  const std::string_view sticky =
-      snap->config.sticky_header.empty() ? std::string_view()
-                                         : request.HeaderValue(snap->config.sticky_header);
+  const std::string_view sticky = snap->config.sticky_header.empty()
+                                      ? std::string_view()
+                                      : request.HeaderValue(snap->config.sticky_header);
   const HostedVariant& variant = *snap->Pick(sticky.empty() ? NextRandom() : Fnv1a(sticky));
   const ServedModel& model = *variant.model;
 
@@ -325,7 +327,8 @@ void InferenceService::Invoke(const Request& request, Response& response, Format
   json v2_request;
   if (format == Format::kV2) {
     absl::StatusOr<json> doc = ParseJsonBody(request.body);
-    if (!doc.ok()) return fail(variant.metrics, 400, "invalid_input", std::string(doc.status().message()));
+    if (!doc.ok())
+      return fail(variant.metrics, 400, "invalid_input", std::string(doc.status().message()));
     v2_request = std::move(*doc);
     rows = ParseV2Rows(v2_request, model);
   } else {
@@ -339,12 +342,14 @@ void InferenceService::Invoke(const Request& request, Response& response, Format
                   fmt::format("Content-Type {}: send application/json or text/csv", type));
     }
   }
-  if (!rows.ok()) return fail(variant.metrics, 400, "invalid_input", std::string(rows.status().message()));
+  if (!rows.ok())
+    return fail(variant.metrics, 400, "invalid_input", std::string(rows.status().message()));
 
   absl::StatusOr<json> predictions = variant.model->predictor->Predict(*rows);
   if (!predictions.ok()) {
     const int status = StatusFor(predictions.status());
-    return fail(variant.metrics, status, CodeFor(status), std::string(predictions.status().message()));
+    return fail(variant.metrics, status, CodeFor(status),
+                std::string(predictions.status().message()));
   }
 
   if (format == Format::kSageMaker) {
@@ -377,7 +382,8 @@ void InferenceService::Invoke(const Request& request, Response& response, Format
     const size_t n = predictions->size();
     json outputs = json::array();
     if (!values.empty()) {
-      outputs.push_back({{"name", "value"}, {"shape", {n}}, {"datatype", "FP64"}, {"data", values}});
+      outputs.push_back(
+          {{"name", "value"}, {"shape", {n}}, {"datatype", "FP64"}, {"data", values}});
     }
     if (!labels.empty()) {
       outputs.push_back(
@@ -394,18 +400,17 @@ void InferenceService::Invoke(const Request& request, Response& response, Format
                 {"id", v2_request.value("id", transaction_id)},
                 {"outputs", outputs},
                 {"parameters",
-                 {{"transaction_id", transaction_id},
-                  {"model", json::parse(variant.model_json)}}}};
+                 {{"transaction_id", transaction_id}, {"model", json::parse(variant.model_json)}}}};
     if (snap->config.echo_inputs) out["parameters"]["inputs"] = *rows;
     response.body = out.dump(-1, ' ', false, json::error_handler_t::replace);
   }
   const auto took = elapsed();
   variant.metrics->Record(200, absl::FromChrono(took));
 
-  const bool sampled = snap->config.log_sampling >= 1.0 ||
-                       (snap->config.log_sampling > 0 &&
-                        static_cast<double>(NextRandom() >> 11) * 0x1.0p-53 <
-                            snap->config.log_sampling);
+  const bool sampled =
+      snap->config.log_sampling >= 1.0 ||
+      (snap->config.log_sampling > 0 &&
+       static_cast<double>(NextRandom() >> 11) * 0x1.0p-53 < snap->config.log_sampling);
   if (sampled && log_ != nullptr) {
     LogRows(*snap, variant, transaction_id, at, *rows, *predictions,
             std::chrono::duration<double, std::milli>(took).count());

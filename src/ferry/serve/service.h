@@ -95,7 +95,6 @@ class InferenceService final : public Handler {
 };
 
 // {"error": {"code": code, "message": message}} with `status`.
-void ErrorResponse(int status, std::string_view code, std::string_view message,
-                   Response& response);
+void ErrorResponse(int status, std::string_view code, std::string_view message, Response& response);
 
 }  // namespace ferry::serve

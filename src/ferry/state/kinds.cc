@@ -170,9 +170,8 @@ const KindTable& DeploymentKind() {
 }
 
 const std::vector<const KindTable*>& AllKinds() {
-  static const auto* all =
-      new std::vector<const KindTable*>{&PipelineRunKind(), &TaskRunKind(), &ModelVersionKind(),
-                                        &EndpointKind(),    &DeploymentKind()};
+  static const auto* all = new std::vector<const KindTable*>{
+      &PipelineRunKind(), &TaskRunKind(), &ModelVersionKind(), &EndpointKind(), &DeploymentKind()};
   return *all;
 }
 
