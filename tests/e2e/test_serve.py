@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import sqlite3
 import subprocess
 import threading
 import time
@@ -21,6 +20,7 @@ import unittest
 import zstandard
 
 from prometheus_harness import Prometheus
+from test_models_cli import _ClassScope, make_source
 from ferry_e2e import (EXIT_CONFLICT, EXIT_OK, EXIT_RUN_FAILED, FerryTestCase, Project,
                        wait_until)
 
@@ -30,25 +30,8 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in [os.path.abspath(os.path.join(_HERE, "..", "..", "python")),
                 os.environ.get("PYTHONPATH", "")] if p)
 
-PLANS = ["basic", "pro", "team"]
 ROW = {"customer_id": 7, "plan": "pro", "charges": 71.5, "tenure": 3}
 UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-
-
-def make_source(path):
-    """120 customers whose churn depends on tenure and plan (deterministic, both classes)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    db = sqlite3.connect(path)
-    db.execute("CREATE TABLE customers (customer_id INTEGER, plan TEXT, charges REAL, "
-               "tenure INTEGER, churned INTEGER)")
-    for i in range(120):
-        tenure = (i * 7) % 36 + 1
-        plan = PLANS[i % 3]
-        score = -0.12 * tenure + (1.0 if plan == "basic" else 0) + ((i * 31) % 10) / 10.0
-        db.execute("INSERT INTO customers VALUES (?, ?, ?, ?, ?)",
-                   (i + 1, plan, 20 + (i * 13) % 50 + 0.5, tenure, 1 if score > -1.5 else 0))
-    db.commit()
-    db.close()
 
 
 class Client:
@@ -81,12 +64,6 @@ class Client:
 
     def close(self):
         self.conn.close()
-
-
-class _ClassScope(unittest.TestCase):
-    def __init__(self, cls):
-        super().__init__()
-        self.addCleanup = cls.addClassCleanup
 
 
 class ServeTest(FerryTestCase):

@@ -1360,34 +1360,6 @@ bool EndsWith(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
-absl::StatusOr<std::string> Decompress(std::string_view src, const std::string& path) {
-  std::string out;
-  unsigned long long size = ZSTD_getFrameContentSize(src.data(), src.size());
-  if (size != ZSTD_CONTENTSIZE_ERROR && size != ZSTD_CONTENTSIZE_UNKNOWN) {
-    out.reserve(static_cast<size_t>(size));
-  }
-  std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> d(ZSTD_createDCtx(), ZSTD_freeDCtx);
-  ZSTD_inBuffer in{src.data(), src.size(), 0};
-  size_t ret = 0;
-  const size_t step = std::max<size_t>(ZSTD_DStreamOutSize(), 1 << 20);
-  while (true) {
-    size_t old = out.size();
-    out.resize(old + step);
-    ZSTD_outBuffer o{out.data() + old, step, 0};
-    ret = ZSTD_decompressStream(d.get(), &o, &in);
-    out.resize(old + o.pos);
-    if (ZSTD_isError(ret)) {
-      return absl::InvalidArgumentError(
-          fmt::format("{}: not valid zstd data ({})", path, ZSTD_getErrorName(ret)));
-    }
-    if (in.pos == in.size && o.pos < o.size) break;
-  }
-  if (ret != 0) {
-    return absl::InvalidArgumentError(fmt::format("{}: the zstd data is truncated", path));
-  }
-  return out;
-}
-
 // A read-only view of a whole file: mmap'ed, or an owned buffer.
 class FileText {
  public:
@@ -1570,7 +1542,7 @@ absl::StatusOr<CsvReadResult> ReadCsvFile(const std::string& path, const CsvRead
   FileText file;
   FERRY_RETURN_IF_ERROR(file.Open(path));
   if (EndsWith(path, ".zst")) {
-    FERRY_ASSIGN_OR_RETURN(std::string text, Decompress(file.view(), path));
+    FERRY_ASSIGN_OR_RETURN(std::string text, ZstdDecompress(file.view(), path));
     return ParseCsv(text, opts, path);
   }
   return ParseCsv(file.view(), opts, path);
@@ -1603,6 +1575,34 @@ std::string WriteCsvString(const Table& table) {
   if (table.num_columns() == 0) return out;
   AppendHeader(table.ColumnNames(), &out);
   AppendRows(table, 0, table.num_rows(), &out);
+  return out;
+}
+
+absl::StatusOr<std::string> ZstdDecompress(std::string_view src, std::string_view path) {
+  std::string out;
+  unsigned long long size = ZSTD_getFrameContentSize(src.data(), src.size());
+  if (size != ZSTD_CONTENTSIZE_ERROR && size != ZSTD_CONTENTSIZE_UNKNOWN) {
+    out.reserve(static_cast<size_t>(size));
+  }
+  std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> d(ZSTD_createDCtx(), ZSTD_freeDCtx);
+  ZSTD_inBuffer in{src.data(), src.size(), 0};
+  size_t ret = 0;
+  const size_t step = std::max<size_t>(ZSTD_DStreamOutSize(), 1 << 20);
+  while (true) {
+    size_t old = out.size();
+    out.resize(old + step);
+    ZSTD_outBuffer o{out.data() + old, step, 0};
+    ret = ZSTD_decompressStream(d.get(), &o, &in);
+    out.resize(old + o.pos);
+    if (ZSTD_isError(ret)) {
+      return absl::InvalidArgumentError(
+          fmt::format("{}: not valid zstd data ({})", path, ZSTD_getErrorName(ret)));
+    }
+    if (in.pos == in.size && o.pos < o.size) break;
+  }
+  if (ret != 0) {
+    return absl::InvalidArgumentError(fmt::format("{}: the zstd data is truncated", path));
+  }
   return out;
 }
 

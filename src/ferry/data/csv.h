@@ -73,6 +73,10 @@ struct CsvWriteOptions {
   int zstd_level = 3;  // for ".zst" paths
 };
 
+// The content of zstd-compressed `src` (one or more frames). InvalidArgument naming `path` for
+// data that is not zstd or is truncated.
+absl::StatusOr<std::string> ZstdDecompress(std::string_view src, std::string_view path);
+
 // Streams a table to a file in chunks: Open, Write (any number of chunks with the same column
 // names and types), Close. The file appears at `path` only on Close (temp file + fsync +
 // rename); a writer destroyed without Close leaves nothing behind.

@@ -9,6 +9,7 @@
 
 #include "ferry/common/ids.h"
 #include "ferry/common/status.h"
+#include "ferry/data/csv.h"
 #include "ferry/storage/layout.h"
 #include "fmt/format.h"
 
@@ -50,31 +51,6 @@ absl::StatusOr<std::string> Compress(ZSTD_CCtx* cctx, std::string_view data) {
         fmt::format("zstd compression of an inference segment failed: {}", ZSTD_getErrorName(n)));
   }
   out.resize(n);
-  return out;
-}
-
-absl::StatusOr<std::string> Decompress(std::string_view src, std::string_view key) {
-  std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> d(ZSTD_createDCtx(), ZSTD_freeDCtx);
-  if (d == nullptr) return absl::ResourceExhaustedError("cannot allocate a zstd context");
-  std::string out;
-  ZSTD_inBuffer in{src.data(), src.size(), 0};
-  const size_t step = ZSTD_DStreamOutSize();
-  size_t ret = 1;
-  while (in.pos < in.size || ret != 0) {
-    size_t old = out.size();
-    out.resize(old + step);
-    ZSTD_outBuffer o{out.data() + old, step, 0};
-    ret = ZSTD_decompressStream(d.get(), &o, &in);
-    out.resize(old + o.pos);
-    if (ZSTD_isError(ret)) {
-      return absl::DataLossError(fmt::format("inference segment {} is not valid zstd data ({})",
-                                             key, ZSTD_getErrorName(ret)));
-    }
-    if (in.pos == in.size && ret != 0 && o.pos < step) {
-      return absl::DataLossError(
-          fmt::format("inference segment {} ends in the middle of a zstd frame (truncated)", key));
-    }
-  }
   return out;
 }
 
@@ -389,7 +365,12 @@ absl::StatusOr<std::vector<std::string>> ListInferenceSegments(storage::Artifact
 absl::StatusOr<std::vector<nlohmann::json>> ReadInferenceSegment(storage::ArtifactStore& lake,
                                                                  std::string_view key) {
   FERRY_ASSIGN_OR_RETURN(std::string compressed, lake.Get(key));
-  FERRY_ASSIGN_OR_RETURN(std::string text, Decompress(compressed, key));
+  absl::StatusOr<std::string> decompressed = data::ZstdDecompress(compressed, key);
+  if (!decompressed.ok()) {
+    return absl::DataLossError(
+        fmt::format("inference segment {}", decompressed.status().message()));
+  }
+  std::string text = std::move(*decompressed);
   std::vector<nlohmann::json> records;
   size_t start = 0;
   int64_t line_no = 0;

@@ -53,14 +53,6 @@ std::string_view CodeFor(int status) {
 
 }  // namespace
 
-void ErrorResponse(int status, std::string_view code, std::string_view message,
-                   Response& response) {
-  response.status = status;
-  response.content_type = "application/json";
-  response.body = json{{"error", {{"code", code}, {"message", message}}}}.dump(
-      -1, ' ', false, json::error_handler_t::replace);
-}
-
 InferenceService::InferenceService(ServiceOptions options, ServeMetrics& metrics, InferenceLog* log,
                                    const Clock& clock, std::function<int64_t()> in_flight)
     : options_(std::move(options)),
@@ -99,10 +91,10 @@ void InferenceService::Handle(const Request& request, Response& response) noexce
     // Nothing below is meant to throw; if a library does, the client gets a 500, the process
     // lives on.
     response.headers.clear();
-    ErrorResponse(500, "internal", fmt::format("internal error: {}", e.what()), response);
+    SetJsonError(response, 500, "internal", fmt::format("internal error: {}", e.what()));
   } catch (...) {
     response.headers.clear();
-    ErrorResponse(500, "internal", "internal error", response);
+    SetJsonError(response, 500, "internal", "internal error");
   }
 }
 
@@ -114,17 +106,16 @@ void InferenceService::Route(const Request& request, Response& response) {
   const bool ready = snap != nullptr && snap->ready();
 
   auto method_not_allowed = [&](std::string_view allowed) {
-    ErrorResponse(405, "method_not_allowed",
-                  fmt::format("{} {}: use {}", request.method, path, allowed), response);
+    SetJsonError(response, 405, "method_not_allowed",
+                 fmt::format("{} {}: use {}", request.method, path, allowed));
     response.headers.emplace_back("Allow", std::string(allowed));
   };
   auto health = [&](bool ok, std::string_view field) {
     if (ok) {
       response.body = fmt::format(R"({{"{}":true}})", field);
     } else {
-      ErrorResponse(503, "not_ready",
-                    fmt::format("endpoint {} has no live variant loaded yet", options_.endpoint),
-                    response);
+      SetJsonError(response, 503, "not_ready",
+                   fmt::format("endpoint {} has no live variant loaded yet", options_.endpoint));
     }
   };
 
@@ -191,22 +182,20 @@ void InferenceService::Route(const Request& request, Response& response) {
                       std::any_of(snap->variants.begin(), snap->variants.end(),
                                   [&](const HostedVariant& v) { return v.config.model == name; }));
         if (!known) {
-          return ErrorResponse(
-              404, "not_found",
-              fmt::format("no model '{}' here; this endpoint serves {}", name, options_.endpoint),
-              response);
+          return SetJsonError(
+              response, 404, "not_found",
+              fmt::format("no model '{}' here; this endpoint serves {}", name, options_.endpoint));
         }
         return health(ready, "ready");
       }
       return Metadata(name, response);
     }
   }
-  ErrorResponse(404, "not_found",
-                fmt::format("no route {} {}; routes: POST /invocations, POST "
-                            "/v2/models/<name>/infer, GET /ping, /ready, /metrics, /endpoint, "
-                            "/v2/health/live, /v2/health/ready, /v2/models/<name>",
-                            request.method, path),
-                response);
+  SetJsonError(response, 404, "not_found",
+               fmt::format("no route {} {}; routes: POST /invocations, POST "
+                           "/v2/models/<name>/infer, GET /ping, /ready, /metrics, /endpoint, "
+                           "/v2/health/live, /v2/health/ready, /v2/models/<name>",
+                           request.method, path));
 }
 
 bool InferenceService::Authorize(const Request& request, std::string_view role,
@@ -217,20 +206,18 @@ bool InferenceService::Authorize(const Request& request, std::string_view role,
     case AuthResult::kOk:
       return true;
     case AuthResult::kMissing:
-      ErrorResponse(401, "unauthenticated",
-                    "this endpoint needs an API key: send Authorization: Bearer <key> (`ferry "
-                    "keys create` makes one)",
-                    response);
+      SetJsonError(response, 401, "unauthenticated",
+                   "this endpoint needs an API key: send Authorization: Bearer <key> (`ferry "
+                   "keys create` makes one)");
       response.headers.emplace_back("WWW-Authenticate", "Bearer");
       return false;
     case AuthResult::kInvalid:
-      ErrorResponse(401, "unauthenticated", "the API key is unknown, revoked or wrong", response);
+      SetJsonError(response, 401, "unauthenticated", "the API key is unknown, revoked or wrong");
       response.headers.emplace_back("WWW-Authenticate", "Bearer");
       return false;
     case AuthResult::kForbidden:
-      ErrorResponse(403, "forbidden",
-                    fmt::format("the API key's role may not do this: it needs role {}", role),
-                    response);
+      SetJsonError(response, 403, "forbidden",
+                   fmt::format("the API key's role may not do this: it needs role {}", role));
       return false;
   }
   return false;
@@ -249,11 +236,10 @@ void InferenceService::Metadata(std::string_view name, Response& response) {
     }
   }
   if (v == nullptr) {
-    return ErrorResponse(
-        404, "not_found",
+    return SetJsonError(
+        response, 404, "not_found",
         fmt::format("no live model '{}' here; this endpoint ({}) serves {}", name,
-                    options_.endpoint, snap == nullptr ? "nothing yet" : "its variants' models"),
-        response);
+                    options_.endpoint, snap == nullptr ? "nothing yet" : "its variants' models"));
   }
   json inputs = json::array();
   for (const InputFeature& f : v->model->inputs) {
@@ -294,7 +280,7 @@ void InferenceService::Invoke(const Request& request, Response& response, Format
   response.headers.emplace_back(std::string(kTxHeader), transaction_id);
   auto elapsed = [&] { return std::chrono::steady_clock::now() - start; };
   auto fail = [&](VariantMetrics* m, int status, std::string_view code, std::string_view msg) {
-    ErrorResponse(status, code, msg, response);
+    SetJsonError(response, status, code, msg);
     // The error body carries the transaction id too, so a client can quote it.
     response.body.pop_back();
     response.body += fmt::format(R"(,"transaction_id":"{}"}})", transaction_id);

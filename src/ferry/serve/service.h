@@ -94,7 +94,4 @@ class InferenceService final : public Handler {
   std::thread shadow_thread_;
 };
 
-// {"error": {"code": code, "message": message}} with `status`.
-void ErrorResponse(int status, std::string_view code, std::string_view message, Response& response);
-
 }  // namespace ferry::serve
