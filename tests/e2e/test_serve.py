@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -346,6 +347,27 @@ class ServeTest(FerryTestCase):
         self.assertEqual(ep["state"], "in_service")
         self.assertEqual([(v["name"], v["version"]) for v in ep["config"]["variants"]],
                          [("green", 2)])
+
+    def test_an_invalid_new_config_is_rejected_and_the_last_good_one_stays(self):
+        self.deploy("reject", "churn:1", "--wait")
+        bg, port = self.serve("reject", "--no-reconcile")
+        c = Client(port)
+        self.assertEqual(c.invoke([ROW])[2]["model"]["version"], 1)
+        # A config naming a version that does not exist, written behind ferry's back.
+        bad = {"variants": [{"name": "green", "model": "churn", "version": 99, "weight": 100,
+                             "mode": "live"}]}
+        db = sqlite3.connect(self.p.path(".ferry", "state.db"))
+        with db:
+            db.execute("UPDATE endpoints SET config_json = ?, version = version + 1 WHERE name = ?",
+                       (json.dumps(bad), "reject"))
+        db.close()
+        os.kill(bg.pid, signal.SIGHUP)
+        wait_until(lambda: "rejected the new config of endpoint reject" in bg.stderr(),
+                   "the serving process to reject the config")
+        self.assertIn("churn:99", bg.stderr())
+        for _ in range(20):
+            status, _, doc, _ = c.invoke([ROW])
+            self.assertEqual((status, doc["model"]["version"]), (200, 1))
 
     def traffic(self, port):
         stop = threading.Event()

@@ -13,6 +13,8 @@
 #include "ferry/serve/serve_process.h"
 #include "ferry/serve/worker_pool.h"
 #include "fmt/format.h"
+#include "spdlog/sinks/stdout_color_sinks.h"
+#include "spdlog/spdlog.h"
 
 namespace ferry::cli {
 namespace {
@@ -33,6 +35,9 @@ struct ServeCliOptions {
 };
 
 int ServeMain(const GlobalOptions& g, const ServeCliOptions& o) {
+  // What the serving process logs (swaps, rejected configs, worker restarts) goes to stderr;
+  // stdout carries only the "serving endpoint ... on http://..." line.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("ferry-serve"));
   absl::StatusOr<Project> project = OpenProject(g, "");
   if (!project.ok()) return Fail(project.status());
   serve::ServeOptions so;
