@@ -68,6 +68,10 @@ absl::StatusOr<std::shared_ptr<const EndpointSnapshot>> BuildSnapshot(
     hv.metrics = metrics.ForVariant(vc.name, vc.model, vc.version);
     hv.model_json =
         nlohmann::json{{"name", vc.model}, {"version", vc.version}, {"variant", vc.name}}.dump();
+    hv.log_fields =
+        fmt::format(R"("endpoint":{},"variant":{},"mode":{},"model":{{"name":{},"version":{}}})",
+                    nlohmann::json(endpoint.name).dump(), nlohmann::json(vc.name).dump(),
+                    nlohmann::json(vc.mode).dump(), nlohmann::json(vc.model).dump(), vc.version);
     const size_t index = snap->variants.size();
     snap->variants.push_back(std::move(hv));
     if (vc.mode == "shadow") {

@@ -26,6 +26,9 @@ struct HostedVariant {
   std::shared_ptr<const ServedModel> model;
   VariantMetrics* metrics = nullptr;  // owned by ServeMetrics, lives as long as the process
   std::string model_json;  // {"name": "churn", "version": 7, "variant": "blue"}, pre-rendered
+  // The fields of its inference-log records that do not change per request, pre-rendered:
+  // "endpoint":"churn","variant":"blue","mode":"live","model":{"name":"churn","version":7}
+  std::string log_fields;
 };
 
 struct EndpointSnapshot {

@@ -398,7 +398,7 @@ void InferenceService::Invoke(const Request& request, Response& response, Format
       (snap->config.log_sampling > 0 &&
        static_cast<double>(NextRandom() >> 11) * 0x1.0p-53 < snap->config.log_sampling);
   if (sampled && log_ != nullptr) {
-    LogRows(*snap, variant, transaction_id, at, *rows, *predictions,
+    LogRows(variant, transaction_id, at, *rows, *predictions,
             std::chrono::duration<double, std::milli>(took).count());
   }
   if (!snap->shadows.empty()) {
@@ -413,16 +413,15 @@ void InferenceService::Invoke(const Request& request, Response& response, Format
   }
 }
 
-void InferenceService::LogRows(const EndpointSnapshot& snap, const HostedVariant& variant,
-                               const std::string& transaction_id, absl::Time at, const json& rows,
-                               const json& predictions, double latency_ms) {
+void InferenceService::LogRows(const HostedVariant& variant, const std::string& transaction_id,
+                               absl::Time at, const json& rows, const json& predictions,
+                               double latency_ms) {
   const std::string time = IsoTime(at);
   for (size_t i = 0; i < rows.size(); ++i) {
     std::string line = fmt::format(
-        R"({{"transaction_id":"{}","row":{},"time":"{}","endpoint":{},"variant":{},"mode":"{}",)"
-        R"("model":{{"name":{},"version":{}}},"inputs":{},"outputs":{},"latency_ms":{:.4f}}})",
-        transaction_id, i, time, json(snap.endpoint).dump(), json(variant.config.name).dump(),
-        variant.config.mode, json(variant.config.model).dump(), variant.config.version,
+        R"({{"transaction_id":"{}","row":{},"time":"{}",{},"inputs":{},"outputs":{},)"
+        R"("latency_ms":{:.4f}}})",
+        transaction_id, i, time, variant.log_fields,
         rows[i].dump(-1, ' ', false, json::error_handler_t::replace),
         i < predictions.size() ? predictions[i].dump(-1, ' ', false, json::error_handler_t::replace)
                                : "null",
@@ -448,7 +447,7 @@ void InferenceService::ShadowLoop() {
       const auto took = std::chrono::steady_clock::now() - start;
       v.metrics->Record(p.ok() ? 200 : StatusFor(p.status()), absl::FromChrono(took));
       if (p.ok() && log_ != nullptr) {
-        LogRows(*job.snapshot, v, job.transaction_id, job.at, *job.rows, *p,
+        LogRows(v, job.transaction_id, job.at, *job.rows, *p,
                 std::chrono::duration<double, std::milli>(took).count());
       }
     }

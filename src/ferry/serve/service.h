@@ -71,9 +71,8 @@ class InferenceService final : public Handler {
   void Metadata(std::string_view name, Response& response);
   bool Authorize(const Request& request, std::string_view role, const EndpointSnapshot& snap,
                  Response& response);
-  void LogRows(const EndpointSnapshot& snap, const HostedVariant& variant,
-               const std::string& transaction_id, absl::Time at, const nlohmann::json& rows,
-               const nlohmann::json& predictions, double latency_ms);
+  void LogRows(const HostedVariant& variant, const std::string& transaction_id, absl::Time at,
+               const nlohmann::json& rows, const nlohmann::json& predictions, double latency_ms);
   void ShadowLoop();
 
   const ServiceOptions options_;
