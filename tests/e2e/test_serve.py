@@ -423,6 +423,28 @@ class ServeTest(FerryTestCase):
         wait_until(lambda: len(statuses) >= n + 200 and set(statuses[-100:]) == {200},
                    "only 200s after the rollback")
 
+    def test_shadow_gets_a_copy_of_every_request_and_both_are_logged(self):
+        self.deploy("shadow", "churn:1", "--wait")
+        bg, port = self.serve("shadow", "--no-reconcile")
+        stop, statuses = self.traffic(port)
+        r = self.deploy("shadow", "churn:2", "--strategy", "shadow", "--bake", "2s",
+                        "--rollback-on", "error_rate>0.05", "--wait")
+        self.assertIn("promoted", r.out)
+        stop.set()
+        self.assertEqual(set(statuses), {200})
+        os.kill(bg.pid, signal.SIGTERM)
+        self.assertEqual(bg.wait(timeout=30).rc, EXIT_OK)
+        recs = self.records("shadow")
+        shadow = [x for x in recs if x["mode"] == "shadow"]
+        self.assertGreater(len(shadow), 0)
+        self.assertEqual({x["model"]["version"] for x in shadow}, {2})
+        # Each shadow record mirrors a live answer under the same transaction id.
+        live = {x["transaction_id"]: x for x in recs if x["mode"] == "live"}
+        for x in shadow:
+            self.assertIn(x["transaction_id"], live)
+            self.assertEqual(live[x["transaction_id"]]["model"]["version"], 1)
+            self.assertEqual(live[x["transaction_id"]]["inputs"], x["inputs"])
+
     def test_two_concurrent_deploys_exactly_one_proceeds(self):
         self.deploy("race", "churn:1", "--wait")
         args = ["deploy", "race", "--model", "churn:2", "--strategy", "canary", "--bake", "10m"]
