@@ -254,6 +254,13 @@ class ServeTest(FerryTestCase):
                 self.assertIn(needle, doc["error"]["message"])
                 if status == 413:
                     c = Client(port)
+        # Bad flags of the server itself: a clear error, exit 2, before anything binds.
+        r = self.p.ferry("serve", "--endpoint", "bad", "--port", "0", "--log-segment-age", "0s")
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("segment_age", r.err)
+        r = self.p.ferry("serve", "--endpoint", "nosuch", "--port", "0")
+        self.assertEqual(r.rc, 3, r)
+        self.assertIn("nosuch", r.err)
         got, _, doc, _ = c.request("GET", "/invocations")
         self.assertEqual((got, doc["error"]["code"]), (405, "method_not_allowed"))
         got, _, doc, _ = c.request("GET", "/nope")

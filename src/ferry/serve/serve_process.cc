@@ -73,7 +73,12 @@ absl::Status RunServe(const ServeOptions& options, state::StateStore& store,
     lo.endpoint = options.endpoint;
     // Unique across processes and restarts: segment names carry it.
     lo.instance = fmt::format("{}-{:x}", getpid(), absl::ToUnixMicros(clock.Now()) & 0xffffff);
-    log = std::make_unique<InferenceLog>(lake, lo, clock);
+    absl::StatusOr<std::unique_ptr<InferenceLog>> opened = InferenceLog::Open(lake, lo, clock);
+    if (!opened.ok()) {
+      pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+      return opened.status();
+    }
+    log = std::move(*opened);
   }
   service =
       std::make_unique<InferenceService>(ServiceOptions{.endpoint = options.endpoint}, metrics,
