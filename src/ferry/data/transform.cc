@@ -1416,6 +1416,7 @@ absl::StatusOr<Table> ApplyTransform(const nlohmann::json& state, Table input,
     };
     // Bring the input to the fitted schema: fitted order and types, unknown columns dropped.
     Table t;
+    t.mutable_columns().reserve(state["input_columns"].size());
     for (const json& col : state["input_columns"]) {
       const std::string name = col.at("name").get<std::string>();
       FERRY_ASSIGN_OR_RETURN(ColumnType type, ParseTypeName(col.at("type").get<std::string>()));

@@ -63,7 +63,9 @@ absl::StatusOr<data::Table> InstancesToTable(const json& instances, const json& 
     return absl::InvalidArgumentError("\"instances\" must be an array of objects, one per row");
   }
   data::Table t;
+  t.mutable_columns().reserve(schema.size());  // one allocation, not one per doubling
   std::vector<std::pair<std::string, data::ColumnType>> cols;
+  cols.reserve(schema.size());
   for (const json& c : schema) {
     FERRY_ASSIGN_OR_RETURN(data::ColumnType type,
                            data::ParseTypeName(c.value("type", std::string("float64"))));
@@ -158,8 +160,11 @@ json TableToInstances(const data::Table& table) {
 }
 
 absl::StatusOr<data::Table> PrepareFeatures(const json& meta, data::Table raw) {
-  const json& state = meta.contains("transform") ? meta["transform"] : json(nullptr);
-  if (!state.is_object()) return raw;
+  // A reference, not `cond ? meta["transform"] : json(nullptr)`: that ternary's common type is a
+  // prvalue and would copy the whole transform state on every call (every request, in serving).
+  const auto it = meta.find("transform");
+  if (it == meta.end() || !it->is_object()) return raw;
+  const json& state = *it;
   data::ApplyOptions opts;
   if (meta.contains("target") && meta["target"].is_string()) {
     opts.optional_columns.insert(meta["target"].get<std::string>());
