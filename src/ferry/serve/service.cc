@@ -25,8 +25,19 @@ uint64_t Fnv1a(std::string_view s) {
   return h;
 }
 
+// "2026-11-27T21:14:03.123Z". The part up to the seconds is formatted once per second per
+// thread: absl::FormatTime per request showed in profiles of the serving path.
 std::string IsoTime(absl::Time t) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
+  thread_local int64_t cached_second = -1;
+  thread_local std::string cached_prefix;
+  const int64_t ms = absl::ToUnixMillis(t);
+  const int64_t second = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
+  if (second != cached_second) {
+    cached_second = second;
+    cached_prefix =
+        absl::FormatTime("%Y-%m-%dT%H:%M:%S", absl::FromUnixSeconds(second), absl::UTCTimeZone());
+  }
+  return fmt::format("{}.{:03d}Z", cached_prefix, ms - second * 1000);
 }
 
 int StatusFor(const absl::Status& s) {
