@@ -21,7 +21,7 @@ import unittest
 import zstandard
 
 from prometheus_harness import Prometheus
-from test_models_cli import _ClassScope, make_source
+from test_models_cli import _ClassScope, expected_probability, make_source
 from ferry_e2e import (EXIT_CONFLICT, EXIT_OK, EXIT_RUN_FAILED, FerryTestCase, Project,
                        wait_until)
 
@@ -112,19 +112,7 @@ class ServeTest(FerryTestCase):
 
     def expected_probability(self, version, row):
         with open(os.path.join(self.p.lake, "models", "churn", str(version), "model.json")) as f:
-            meta = json.load(f)
-        import math
-        w = meta["weights"]
-        z = w["intercept"]
-        for f in meta["features"]:
-            name = f["name"]
-            if "=" in name:
-                col, value = name.split("=", 1)
-                x = 1.0 if row[col] == value else 0.0
-            else:
-                x = float(row[name])
-            z += w["values"][name] * x
-        return 1.0 / (1.0 + math.exp(-z))
+            return expected_probability(json.load(f), row)
 
     def segments(self, endpoint):
         root = os.path.join(self.p.lake, "inference", endpoint)
