@@ -7,10 +7,10 @@
 #include <utility>
 
 #include "ferry/common/status.h"
-#include "ferry/controller/internal/histogram.h"
 #include "ferry/model/bundle.h"
 #include "ferry/pipeline/model_steps.h"
 #include "ferry/serve/endpoint_config.h"
+#include "ferry/serve/metrics.h"
 #include "ferry/state/kinds.h"
 #include "fmt/format.h"
 #include "fmt/ranges.h"
@@ -362,7 +362,7 @@ VariantHealth AggregateVariantStats(const std::vector<state::VariantStatsRecord>
                                     const std::string& variant, const std::string& model,
                                     int64_t version, absl::Time now, absl::Duration freshness) {
   VariantHealth h;
-  const size_t buckets = internal::kLatencyBoundsMs.size() + 1;
+  const size_t buckets = serve::kLatencyBuckets;
   std::vector<int64_t> counts(buckets, 0);
   bool any_latency = false;
   std::set<std::string> fresh, ready;
@@ -374,17 +374,9 @@ VariantHealth AggregateVariantStats(const std::vector<state::VariantStatsRecord>
       fresh.insert(r.instance);
       if (r.ready) ready.insert(r.instance);
     }
-    json lat = json::parse(r.latency_json, nullptr, /*allow_exceptions=*/false);
-    if (!lat.is_object() || !lat.contains("counts") || !lat["counts"].is_array()) continue;
-    if (lat.contains("bounds_ms") && lat["bounds_ms"] != json(internal::kLatencyBoundsMs)) continue;
-    const json& c = lat["counts"];
-    if (c.size() != buckets) continue;
-    bool ok = true;
-    for (size_t i = 0; i < buckets && ok; ++i) {
-      ok = c[i].is_number_integer() && c[i].get<int64_t>() >= 0;
-    }
-    if (!ok) continue;
-    for (size_t i = 0; i < buckets; ++i) counts[i] += c[i].get<int64_t>();
+    const std::optional<std::vector<int64_t>> c = serve::LatencyFromJson(r.latency_json);
+    if (!c) continue;
+    for (size_t i = 0; i < buckets; ++i) counts[i] += (*c)[i];
     any_latency = true;
   }
   h.fresh_instances = static_cast<int>(fresh.size());
@@ -393,8 +385,8 @@ VariantHealth AggregateVariantStats(const std::vector<state::VariantStatsRecord>
     h.error_rate = static_cast<double>(h.errors) / static_cast<double>(h.requests);
   }
   if (any_latency) {
-    h.p50_ms = internal::HistogramQuantileMs(counts, 0.5);
-    h.p99_ms = internal::HistogramQuantileMs(counts, 0.99);
+    h.p50_ms = serve::HistogramQuantileMs(counts, 0.5);
+    h.p99_ms = serve::HistogramQuantileMs(counts, 0.99);
   }
   return h;
 }

@@ -9,10 +9,10 @@
 
 #include "ferry/common/fs.h"
 #include "ferry/common/status.h"
-#include "ferry/controller/internal/histogram.h"
 #include "ferry/model/bundle.h"
 #include "ferry/model/model.h"
 #include "ferry/serve/endpoint_config.h"
+#include "ferry/serve/metrics.h"
 #include "ferry/state/kinds.h"
 #include "fmt/format.h"
 #include "gmock/gmock.h"
@@ -42,13 +42,13 @@ class TempDir {
 // Counts per bucket (+Inf last) with `n` requests all in the bucket ending at
 // kLatencyBoundsMs[bucket].
 std::vector<int64_t> CountsAt(size_t bucket, int64_t n) {
-  std::vector<int64_t> c(internal::kLatencyBoundsMs.size() + 1, 0);
+  std::vector<int64_t> c(serve::kLatencyBuckets, 0);
   c[bucket] = n;
   return c;
 }
 
 std::string LatencyJson(const std::vector<int64_t>& cumulative) {
-  return json{{"bounds_ms", internal::kLatencyBoundsMs}, {"counts", cumulative}}.dump();
+  return serve::LatencyToJson(cumulative);
 }
 
 // ---------------------------------------------------------------- pure parts
@@ -101,17 +101,6 @@ TEST(Crossed, ComparesAndNeverCrossesOnNaN) {
   EXPECT_TRUE(Crossed({"p50_ms", "<", 1}, 0.5));
   EXPECT_FALSE(Crossed({"p50_ms", "<=", 1}, 1.5));
   EXPECT_FALSE(Crossed({"p99_ms", ">", 1}, std::numeric_limits<double>::quiet_NaN()));
-}
-
-TEST(HistogramQuantileMs, InterpolatesInsideTheBucket) {
-  std::vector<int64_t> counts(internal::kLatencyBoundsMs.size() + 1, 0);
-  EXPECT_TRUE(std::isnan(internal::HistogramQuantileMs(counts, 0.5)));
-  counts[10] = 100;  // all in (50, 100]
-  EXPECT_DOUBLE_EQ(internal::HistogramQuantileMs(counts, 0.5), 75);
-  EXPECT_DOUBLE_EQ(internal::HistogramQuantileMs(counts, 0.99), 99.5);
-  counts.back() = 100;  // half above the last bound
-  EXPECT_DOUBLE_EQ(internal::HistogramQuantileMs(counts, 0.99), 10000);
-  EXPECT_TRUE(std::isnan(internal::HistogramQuantileMs({1, 2}, 0.5)));
 }
 
 TEST(AggregateVariantStats, SumsInstancesAndCountsFreshOnes) {

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "fmt/format.h"
+#include "nlohmann/json.hpp"
 
 namespace ferry::serve {
 namespace {
@@ -176,6 +177,27 @@ double HistogramQuantileMs(const std::vector<int64_t>& counts, double q) {
     below += in_bucket;
   }
   return kLatencyBoundsMs[finite - 1];
+}
+
+std::string LatencyToJson(const std::vector<int64_t>& counts) {
+  return nlohmann::json{{"bounds_ms", kLatencyBoundsMs}, {"counts", counts}}.dump();
+}
+
+std::optional<std::vector<int64_t>> LatencyFromJson(const std::string& text) {
+  const nlohmann::json doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_object() || !doc.contains("counts") || !doc["counts"].is_array()) return std::nullopt;
+  if (doc.contains("bounds_ms") && doc["bounds_ms"] != nlohmann::json(kLatencyBoundsMs)) {
+    return std::nullopt;
+  }
+  const nlohmann::json& c = doc["counts"];
+  if (c.size() != kLatencyBuckets) return std::nullopt;
+  std::vector<int64_t> counts;
+  counts.reserve(kLatencyBuckets);
+  for (const nlohmann::json& n : c) {
+    if (!n.is_number_integer() || n.get<int64_t>() < 0) return std::nullopt;
+    counts.push_back(n.get<int64_t>());
+  }
+  return counts;
 }
 
 }  // namespace ferry::serve

@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -85,5 +86,12 @@ class ServeMetrics {  // thread-safe
 // histogram_quantile (the first bucket starts at 0; a quantile in +Inf is the last finite
 // bound); NaN when empty.
 double HistogramQuantileMs(const std::vector<int64_t>& counts, double q);
+
+// The latency histogram as a serving process publishes it (state::VariantStatsRecord's
+// latency_json): {"bounds_ms": kLatencyBoundsMs, "counts": [one per bound, +Inf last]}.
+std::string LatencyToJson(const std::vector<int64_t>& counts);
+// The counts of such a document; nullopt when it is malformed, has other bounds or a count that
+// is not a non-negative integer (a reader then ignores that row's latency).
+std::optional<std::vector<int64_t>> LatencyFromJson(const std::string& text);
 
 }  // namespace ferry::serve

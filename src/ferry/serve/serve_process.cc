@@ -26,12 +26,6 @@ std::string HostName() {
   return buf;
 }
 
-std::string LatencyJson(const VariantMetrics::Snapshot& s) {
-  nlohmann::json bounds = nlohmann::json::array();
-  for (double b : kLatencyBoundsMs) bounds.push_back(b);
-  return nlohmann::json{{"bounds_ms", bounds}, {"counts", s.counts}}.dump();
-}
-
 std::string Describe(const EndpointSnapshot& snap) {
   std::string out;
   for (const HostedVariant& v : snap.variants) {
@@ -143,7 +137,7 @@ absl::Status RunServe(const ServeOptions& options, state::StateStore& store,
       r.ready = v.model->predictor->Ready();
       r.requests = s.requests;
       r.errors = s.errors;
-      r.latency_json = LatencyJson(s);
+      r.latency_json = LatencyToJson(s.counts);
       if (absl::Status st = store.PutVariantStats(r); !st.ok()) {
         spdlog::warn("cannot publish the stats of variant {}: {}", v.config.name, st.message());
       }
