@@ -132,7 +132,7 @@ void InferenceService::Route(const Request& request, Response& response) {
 
   if (path == "/invocations") {
     if (!post) return method_not_allowed("POST");
-    return Invoke(request, response, Format::kSageMaker, "");
+    return Invoke(request, response, Format::kSageMaker, "", snap);
   }
   if (path == "/ping" || path == "/v2/health/live") {
     if (!get) return method_not_allowed("GET");
@@ -182,7 +182,7 @@ void InferenceService::Route(const Request& request, Response& response) {
     const std::string_view tail = slash == std::string_view::npos ? "" : rest.substr(slash);
     if (tail == "/infer") {
       if (!post) return method_not_allowed("POST");
-      return Invoke(request, response, Format::kV2, name);
+      return Invoke(request, response, Format::kV2, name, snap);
     }
     if (tail.empty() || tail == "/ready") {
       if (!get) return method_not_allowed("GET");
@@ -199,7 +199,7 @@ void InferenceService::Route(const Request& request, Response& response) {
         }
         return health(ready, "ready");
       }
-      return Metadata(name, response);
+      return Metadata(name, snap.get(), response);
     }
   }
   SetJsonError(response, 404, "not_found",
@@ -234,8 +234,8 @@ bool InferenceService::Authorize(const Request& request, std::string_view role,
   return false;
 }
 
-void InferenceService::Metadata(std::string_view name, Response& response) {
-  std::shared_ptr<const EndpointSnapshot> snap = snapshot_.load();
+void InferenceService::Metadata(std::string_view name, const EndpointSnapshot* snap,
+                                Response& response) {
   const HostedVariant* v = nullptr;
   if (snap != nullptr) {
     for (size_t i : snap->live) {
@@ -283,7 +283,8 @@ void InferenceService::Metadata(std::string_view name, Response& response) {
 }
 
 void InferenceService::Invoke(const Request& request, Response& response, Format format,
-                              std::string_view name) {
+                              std::string_view name,
+                              const std::shared_ptr<const EndpointSnapshot>& snap) {
   const auto start = std::chrono::steady_clock::now();
   const absl::Time at = clock_.Now();
   std::string transaction_id(request.HeaderValue(kTxHeader));
@@ -298,7 +299,6 @@ void InferenceService::Invoke(const Request& request, Response& response, Format
     m->Record(status, absl::FromChrono(elapsed()));
   };
 
-  std::shared_ptr<const EndpointSnapshot> snap = snapshot_.load();
   if (snap == nullptr || !snap->ready()) {
     return fail(unrouted_, 503, "not_ready",
                 fmt::format("endpoint {} has no live variant loaded yet", options_.endpoint));
@@ -397,7 +397,11 @@ void InferenceService::Invoke(const Request& request, Response& response, Format
                 {"id", v2_request.value("id", transaction_id)},
                 {"outputs", outputs},
                 {"parameters",
-                 {{"transaction_id", transaction_id}, {"model", json::parse(variant.model_json)}}}};
+                 {{"transaction_id", transaction_id},
+                  {"model",
+                   {{"name", variant.config.model},
+                    {"version", variant.config.version},
+                    {"variant", variant.config.name}}}}}};
     if (snap->config.echo_inputs) out["parameters"]["inputs"] = *rows;
     response.body = out.dump(-1, ' ', false, json::error_handler_t::replace);
   }

@@ -67,8 +67,10 @@ class InferenceService final : public Handler {
   enum class Format { kSageMaker, kV2 };
 
   void Route(const Request& request, Response& response);
-  void Invoke(const Request& request, Response& response, Format format, std::string_view name);
-  void Metadata(std::string_view name, Response& response);
+  // `snap` is the snapshot Route loaded for this request (null before the first config).
+  void Invoke(const Request& request, Response& response, Format format, std::string_view name,
+              const std::shared_ptr<const EndpointSnapshot>& snap);
+  void Metadata(std::string_view name, const EndpointSnapshot* snap, Response& response);
   bool Authorize(const Request& request, std::string_view role, const EndpointSnapshot& snap,
                  Response& response);
   void LogRows(const HostedVariant& variant, const std::string& transaction_id, absl::Time at,
