@@ -463,6 +463,15 @@ class ModelsCliTest(FerryTestCase):
         self.assertEqual(j["model"], "rate:1")
         self.assertEqual([p["probabilities"]["1"] for p in j["predictions"]], [rate] * 3)
 
+    def test_predict_without_the_columns_the_transform_drops(self):
+        """customer_id is dropped by the transform first: a file without it predicts the same."""
+        self._rows(self.p)
+        with_id = self.p.ok("predict", "churn", "--input", "rows.csv", "--json").out
+        lines = ROWS_CSV.splitlines()
+        self.p.write("no_id.csv", "\n".join(",".join(line.split(",")[1:]) for line in lines) + "\n")
+        without = self.p.ok("predict", "churn", "--input", "no_id.csv", "--json").out
+        self.assertEqual(json.loads(without)["predictions"], json.loads(with_id)["predictions"])
+
     def test_predict_errors(self):
         self._rows(self.p)
         r = self.fails(EXIT_NOT_FOUND, "predict", "churn", "--input", "missing.csv")

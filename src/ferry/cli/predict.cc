@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <set>
 
@@ -117,13 +118,21 @@ absl::Status Predict(const GlobalOptions& g, const PredictOptions& o) {
   }
   const model::Bundle& bundle = *loaded;
 
-  // The columns a request carries get the types the model was trained with; others are inferred.
+  // The columns a request carries get the types the model was trained with; others, and the
+  // ones the transform drops first (model::OptionalInputs, which a file may leave out), are
+  // inferred.
+  const std::vector<std::string> optional = model::OptionalInputs(bundle.meta);
+  auto is_optional = [&](const std::string& name) {
+    return std::find(optional.begin(), optional.end(), name) != optional.end();
+  };
   data::CsvReadOptions read;
   std::vector<std::string> needed;
   for (const json& c : bundle.meta.value("input_schema", json::array())) {
+    const std::string name = c.value("name", "");
+    if (is_optional(name)) continue;
     FERRY_ASSIGN_OR_RETURN(data::ColumnType type, data::ParseTypeName(c.value("type", "float64")));
-    read.types[c.value("name", "")] = type;
-    needed.push_back(c.value("name", ""));
+    read.types[name] = type;
+    needed.push_back(name);
   }
   FERRY_ASSIGN_OR_RETURN(data::CsvReadResult csv, data::ReadCsvFile(o.input, read));
   std::vector<std::string> missing;

@@ -159,6 +159,25 @@ json TableToInstances(const data::Table& table) {
   return out;
 }
 
+std::vector<std::string> OptionalInputs(const json& meta) {
+  std::vector<std::string> out;
+  const auto transform = meta.find("transform");
+  if (transform == meta.end() || !transform->is_object()) return out;
+  const auto ops = transform->find("ops");
+  if (ops == transform->end() || !ops->is_array()) return out;
+  for (const json& op : *ops) {
+    // After any other op a name may mean another column (a rename): stop at the first one.
+    if (!op.is_object() || op.size() != 1 || op.begin().key() != "drop" ||
+        !op.begin()->is_array()) {
+      break;
+    }
+    for (const json& n : *op.begin()) {
+      if (n.is_string()) out.push_back(n.get<std::string>());
+    }
+  }
+  return out;
+}
+
 absl::StatusOr<data::Table> PrepareFeatures(const json& meta, data::Table raw) {
   // A reference, not `cond ? meta["transform"] : json(nullptr)`: that ternary's common type is a
   // prvalue and would copy the whole transform state on every call (every request, in serving).

@@ -61,6 +61,11 @@ absl::StatusOr<Bundle> LoadBundle(const std::string& dir);
 absl::StatusOr<data::Table> InstancesToTable(const nlohmann::json& instances,
                                              const nlohmann::json& schema);
 
+// The columns of input_schema a request may leave out: those the bundled transform drops before
+// any other op reads them (an id, a signup date). Serving and `ferry predict` accept rows without
+// them (the transform's drop skips an absent column); every other input column is required.
+std::vector<std::string> OptionalInputs(const nlohmann::json& meta);
+
 // Applies the bundle's transform (when it has one) to raw rows, the target being optional, and
 // returns the table the model predicts on.
 absl::StatusOr<data::Table> PrepareFeatures(const nlohmann::json& meta, data::Table raw);

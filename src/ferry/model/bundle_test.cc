@@ -139,6 +139,17 @@ TEST(ScoreInstances, RawRowsThroughTheBundleEqualOfflinePredictions) {
   }
 }
 
+TEST(OptionalInputs, TheColumnsTheTransformDropsFirst) {
+  EXPECT_TRUE(OptionalInputs(json::object()).empty());
+  EXPECT_TRUE(OptionalInputs(json{{"transform", nullptr}}).empty());
+  const json meta = {
+      {"transform",
+       {{"ops", json::array({json{{"drop", {"id", "signup"}}}, json{{"drop", {"note"}}},
+                             json{{"rename", {{"a", "b"}}}}, json{{"drop", {"b"}}}})}}}};
+  // Drops after another op (here a rename) may name a renamed column: not optional.
+  EXPECT_EQ(OptionalInputs(meta), (std::vector<std::string>{"id", "signup", "note"}));
+}
+
 TEST(InstancesToTable, TypesNullsAndErrors) {
   json schema = json::parse(R"([{"name": "n", "type": "int64"}, {"name": "x", "type": "float64"},
       {"name": "s", "type": "string"}, {"name": "b", "type": "bool"},

@@ -1,7 +1,7 @@
 #include "ferry/serve/predictor.h"
 
+#include <algorithm>
 #include <charconv>
-#include <set>
 #include <utility>
 
 #include "ferry/common/status.h"
@@ -205,26 +205,11 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> LoadServedModel(
   }
   served->meta = bundle->meta;
   served->type = bundle->meta.value("type", "");
-  // Columns the transform drops before anything else reads them are optional in a request.
-  std::set<std::string> dropped;
-  const json& transform = bundle->meta.value("transform", json(nullptr));
-  if (transform.is_object() && transform.contains("ops") && transform["ops"].is_array()) {
-    for (const json& op : transform["ops"]) {
-      if (!op.is_object() || op.size() != 1) continue;
-      if (op.begin().key() == "drop" && op.begin()->is_array()) {
-        for (const json& n : *op.begin()) {
-          if (n.is_string()) dropped.insert(n.get<std::string>());
-        }
-      } else {
-        break;  // after any other op a name may mean another column (rename): stop there
-      }
-    }
-  }
+  served->optional_inputs = model::OptionalInputs(bundle->meta);
   for (const json& c : bundle->meta.value("input_schema", json::array())) {
     const std::string name = c.value("name", "");
-    if (dropped.count(name) > 0) {
-      served->optional_inputs.push_back(name);
-    } else {
+    if (std::find(served->optional_inputs.begin(), served->optional_inputs.end(), name) ==
+        served->optional_inputs.end()) {
       served->inputs.push_back({name, c.value("type", "float64")});
     }
   }
