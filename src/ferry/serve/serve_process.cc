@@ -56,18 +56,19 @@ absl::Status RunServe(const ServeOptions& options, state::StateStore& store,
   ModelCache cache(store, lake, options.external);
   // Destroyed in reverse: the server (its loops use the service) before the service, the
   // service before the log.
-  std::unique_ptr<InferenceLog> log;
+  std::unique_ptr<audit::InferenceLog> log;
   std::atomic<HttpServer*> server_ptr{nullptr};
   std::unique_ptr<InferenceService> service;
   std::unique_ptr<HttpServer> server;
   std::string instance;
 
   if (options.inference_log) {
-    InferenceLogOptions lo = options.log;
+    audit::InferenceLogOptions lo = options.log;
     lo.endpoint = options.endpoint;
     // Unique across processes and restarts: segment names carry it.
     lo.instance = fmt::format("{}-{:x}", getpid(), absl::ToUnixMicros(clock.Now()) & 0xffffff);
-    absl::StatusOr<std::unique_ptr<InferenceLog>> opened = InferenceLog::Open(lake, lo, clock);
+    absl::StatusOr<std::unique_ptr<audit::InferenceLog>> opened =
+        audit::InferenceLog::Open(lake, lo, clock);
     if (!opened.ok()) {
       pthread_sigmask(SIG_SETMASK, &previous, nullptr);
       return opened.status();

@@ -17,9 +17,9 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "ferry/audit/inference_log.h"
 #include "ferry/common/clock.h"
 #include "ferry/serve/http_server.h"
-#include "ferry/serve/inference_log.h"
 #include "ferry/serve/predictor.h"
 #include "ferry/state/state_store.h"
 #include "ferry/storage/artifact_store.h"
@@ -30,7 +30,7 @@ struct ServeOptions {
   std::string endpoint;
   HttpServerOptions http;
   bool inference_log = true;
-  InferenceLogOptions log;  // endpoint and instance are filled in
+  audit::InferenceLogOptions log;  // endpoint and instance are filled in
   absl::Duration poll = absl::Seconds(1);
   absl::Duration stats_every = absl::Seconds(1);
   absl::Duration grace = absl::Seconds(10);

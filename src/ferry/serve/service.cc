@@ -64,8 +64,9 @@ std::string_view CodeFor(int status) {
 
 }  // namespace
 
-InferenceService::InferenceService(ServiceOptions options, ServeMetrics& metrics, InferenceLog* log,
-                                   const Clock& clock, std::function<int64_t()> in_flight)
+InferenceService::InferenceService(ServiceOptions options, ServeMetrics& metrics,
+                                   audit::InferenceLog* log, const Clock& clock,
+                                   std::function<int64_t()> in_flight)
     : options_(std::move(options)),
       metrics_(metrics),
       log_(log),

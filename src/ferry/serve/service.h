@@ -28,10 +28,10 @@
 #include <string>
 #include <thread>
 
+#include "ferry/audit/inference_log.h"
 #include "ferry/common/clock.h"
 #include "ferry/serve/auth.h"
 #include "ferry/serve/http_server.h"
-#include "ferry/serve/inference_log.h"
 #include "ferry/serve/metrics.h"
 #include "ferry/serve/router.h"
 
@@ -45,7 +45,7 @@ struct ServiceOptions {
 class InferenceService final : public Handler {
  public:
   // All borrowed; `log` may be null (no inference log). `in_flight` reports the server's gauge.
-  InferenceService(ServiceOptions options, ServeMetrics& metrics, InferenceLog* log,
+  InferenceService(ServiceOptions options, ServeMetrics& metrics, audit::InferenceLog* log,
                    const Clock& clock, std::function<int64_t()> in_flight);
   ~InferenceService() override;  // stops the shadow thread (queued copies are dropped)
 
@@ -79,7 +79,7 @@ class InferenceService final : public Handler {
 
   const ServiceOptions options_;
   ServeMetrics& metrics_;
-  InferenceLog* const log_;
+  audit::InferenceLog* const log_;
   const Clock& clock_;
   const std::function<int64_t()> in_flight_;
   VariantMetrics* const unrouted_;  // requests answered before a variant was chosen

@@ -46,6 +46,13 @@ constexpr std::string_view kDeploymentDiagram = R"(    pending ──> baking �
        │          ├──> rolled_back   (a threshold crossed, or `ferry rollback`)
        │          └──> failed        (the new variant never became ready)
        └──> failed, rolled_back)";
+constexpr std::string_view kBatchJobDiagram = R"(    queued ──> running ──> completed
+      │          ├──> failed ──> running        (resume: a re-run skips committed outputs)
+      │          └──> stopping ──> stopped ──> running   (resume)
+      └──> failed, stopped                      (stopping ──> failed: the owner died))";
+constexpr std::string_view kMonitorRunDiagram = R"(    queued ──> running ──> passed
+      │          ├──> alerted   (a threshold crossed: the report says which)
+      └──────────┴──> failed    (the report could not be made))";
 
 }  // namespace
 
@@ -169,9 +176,49 @@ const KindTable& DeploymentKind() {
   return *table;
 }
 
+const KindTable& BatchJobKind() {
+  using namespace batch_state;
+  static const KindTable* table = new KindTable{
+      "BatchJob",
+      {kQueued, kRunning, kCompleted, kFailed, kStopping, kStopped},
+      {kCompleted, kFailed, kStopped},
+      {
+          {kQueued, kRunning, "a process took the job and started scoring"},
+          {kQueued, kFailed, "the job cannot start (model or inputs missing)"},
+          {kQueued, kStopped, "stopped before it started"},
+          {kRunning, kCompleted, "every input file's output is committed"},
+          {kRunning, kFailed, "an input could not be read or scored, or the owner died"},
+          {kRunning, kStopping, "`ferry batch-job stop` or a signal"},
+          {kStopping, kStopped, "the owner finished the file in hand and exited"},
+          {kStopping, kFailed, "the owner died while stopping"},
+          {kFailed, kRunning, "resume: a re-run skips the outputs already committed"},
+          {kStopped, kRunning, "resume: a re-run skips the outputs already committed"},
+      },
+      kBatchJobDiagram};
+  return *table;
+}
+
+const KindTable& MonitorRunKind() {
+  using namespace monitor_state;
+  static const KindTable* table =
+      new KindTable{"MonitorRun",
+                    {kQueued, kRunning, kPassed, kAlerted, kFailed},
+                    {kPassed, kAlerted, kFailed},
+                    {
+                        {kQueued, kRunning, "a process took the run and reads the window"},
+                        {kQueued, kFailed, "the run cannot start (no endpoint, no baseline)"},
+                        {kRunning, kPassed, "the report is written and no threshold was crossed"},
+                        {kRunning, kAlerted, "the report is written and a threshold was crossed"},
+                        {kRunning, kFailed, "the report could not be made, or the owner died"},
+                    },
+                    kMonitorRunDiagram};
+  return *table;
+}
+
 const std::vector<const KindTable*>& AllKinds() {
   static const auto* all = new std::vector<const KindTable*>{
-      &PipelineRunKind(), &TaskRunKind(), &ModelVersionKind(), &EndpointKind(), &DeploymentKind()};
+      &PipelineRunKind(), &TaskRunKind(),  &ModelVersionKind(), &EndpointKind(),
+      &DeploymentKind(),  &BatchJobKind(), &MonitorRunKind()};
   return *all;
 }
 

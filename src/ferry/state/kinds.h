@@ -52,6 +52,19 @@
 //        │          ├──> rolled_back   (a threshold crossed, or `ferry rollback`)
 //        │          └──> failed        (the new variant never became ready)
 //        └──> failed, rolled_back
+//
+// BatchJob (one `ferry batch` or `batch` step: score files, write outputs beside a manifest)
+//
+//     queued ──> running ──> completed
+//       │          ├──> failed ──> running        (resume: a re-run skips committed outputs)
+//       │          └──> stopping ──> stopped ──> running   (resume)
+//       └──> failed, stopped                      (stopping ──> failed: the owner died)
+//
+// MonitorRun (one `ferry monitor` or `monitor` step: a report over an inference-log window)
+//
+//     queued ──> running ──> passed
+//       │          ├──> alerted   (a threshold crossed: the report says which)
+//       └──────────┴──> failed    (the report could not be made)
 
 #include <string>
 #include <string_view>
@@ -123,11 +136,30 @@ inline constexpr std::string_view kRolledBack = "rolled_back";
 inline constexpr std::string_view kFailed = "failed";
 }  // namespace deployment_state
 
+namespace batch_state {
+inline constexpr std::string_view kQueued = "queued";
+inline constexpr std::string_view kRunning = "running";
+inline constexpr std::string_view kCompleted = "completed";
+inline constexpr std::string_view kFailed = "failed";
+inline constexpr std::string_view kStopping = "stopping";
+inline constexpr std::string_view kStopped = "stopped";
+}  // namespace batch_state
+
+namespace monitor_state {
+inline constexpr std::string_view kQueued = "queued";
+inline constexpr std::string_view kRunning = "running";
+inline constexpr std::string_view kPassed = "passed";
+inline constexpr std::string_view kAlerted = "alerted";
+inline constexpr std::string_view kFailed = "failed";
+}  // namespace monitor_state
+
 const KindTable& PipelineRunKind();
 const KindTable& TaskRunKind();
 const KindTable& ModelVersionKind();
 const KindTable& EndpointKind();
 const KindTable& DeploymentKind();
+const KindTable& BatchJobKind();
+const KindTable& MonitorRunKind();
 const std::vector<const KindTable*>& AllKinds();
 
 // Case-insensitive lookup by name ("pipelinerun", "PipelineRun", "task_run" all work); null if

@@ -94,12 +94,14 @@ INSTANTIATE_TEST_SUITE_P(AllKinds, KindTableTest, ::testing::ValuesIn(AllKinds()
                          });
 
 TEST(KindsTest, AllKindsListsEachOnceWithDistinctNames) {
-  ASSERT_EQ(AllKinds().size(), 5u);
+  ASSERT_EQ(AllKinds().size(), 7u);
   EXPECT_EQ(AllKinds()[0], &PipelineRunKind());
   EXPECT_EQ(AllKinds()[1], &TaskRunKind());
   EXPECT_EQ(AllKinds()[2], &ModelVersionKind());
   EXPECT_EQ(AllKinds()[3], &EndpointKind());
   EXPECT_EQ(AllKinds()[4], &DeploymentKind());
+  EXPECT_EQ(AllKinds()[5], &BatchJobKind());
+  EXPECT_EQ(AllKinds()[6], &MonitorRunKind());
   EXPECT_EQ(PipelineRunKind().name, "PipelineRun");
   EXPECT_EQ(TaskRunKind().name, "TaskRun");
   EXPECT_EQ(ModelVersionKind().name, "ModelVersion");

@@ -140,7 +140,15 @@ enum class Query : int {
   kInsertApiKey,
   kListApiKeys,
   kRevokeApiKey,
-  kLast = kRevokeApiKey,
+  kInsertJob,
+  kGetJob,
+  kJobState,
+  kJobWithKey,
+  kListJobs,
+  kListJobsOfSubject,
+  kUpdateJob,
+  kSetJobResult,
+  kLast = kSetJobResult,
 };
 
 class Statement {
@@ -478,6 +486,29 @@ CREATE TABLE api_keys (
 );
 CREATE INDEX api_keys_by_created ON api_keys (created_at);
 )sql"},
+    // Jobs: batch jobs and monitor runs (one table, `kind` tells which state machine applies).
+    {5, R"sql(
+CREATE TABLE jobs (
+  id TEXT NOT NULL PRIMARY KEY,
+  kind TEXT NOT NULL,
+  subject TEXT NOT NULL DEFAULT '',
+  state TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  spec_json TEXT NOT NULL DEFAULT '{}',
+  result_json TEXT NOT NULL DEFAULT '{}',
+  idempotency_key TEXT NOT NULL DEFAULT '',
+  owner_pid INTEGER NOT NULL DEFAULT 0,
+  owner_host TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  started_at INTEGER,
+  finished_at INTEGER,
+  message TEXT NOT NULL DEFAULT '',
+  actor TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX jobs_by_kind ON jobs (kind, created_at);
+CREATE INDEX jobs_by_subject ON jobs (kind, subject, created_at);
+CREATE UNIQUE INDEX jobs_one_per_key ON jobs (kind, idempotency_key) WHERE idempotency_key <> '';
+)sql"},
 };
 
 #define FERRY_RUN_COLUMNS                                                                  \
@@ -495,6 +526,9 @@ CREATE INDEX api_keys_by_created ON api_keys (created_at);
   "id, name, run_id, task, model_type, params_json, metrics_json, dataset, dataset_version, " \
   "code_hash, artifact_uri, duration_seconds, model_version, created_at, updated_at"
 #define FERRY_ENDPOINT_COLUMNS "name, state, version, config_json, created_at, updated_at, message"
+#define FERRY_JOB_COLUMNS                                                                   \
+  "id, kind, subject, state, version, spec_json, result_json, idempotency_key, owner_pid, " \
+  "owner_host, created_at, started_at, finished_at, message, actor"
 #define FERRY_DEPLOYMENT_COLUMNS                                                      \
   "id, endpoint, state, version, strategy, spec_json, from_config_json, "             \
   "to_config_json, idempotency_key, created_at, baking_since, finished_at, message, " \
@@ -742,6 +776,35 @@ const char* Sql(Query q) {
       return "SELECT " FERRY_API_KEY_COLUMNS " FROM api_keys ORDER BY created_at, rowid";
     case Query::kRevokeApiKey:
       return "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?1) WHERE id = ?2";
+    case Query::kInsertJob:
+      return "INSERT INTO jobs (id, kind, subject, state, version, spec_json, idempotency_key, "
+             "created_at, actor) VALUES (?1, ?2, ?3, 'queued', 1, ?4, ?5, ?6, ?7) "
+             "RETURNING " FERRY_JOB_COLUMNS;
+    case Query::kGetJob:
+      return "SELECT " FERRY_JOB_COLUMNS " FROM jobs WHERE id = ?1";
+    case Query::kJobState:
+      return "SELECT state, version FROM jobs WHERE id = ?1";
+    case Query::kJobWithKey:
+      // `idempotency_key <> ''` matches the partial unique index, so SQLite uses it.
+      return "SELECT " FERRY_JOB_COLUMNS
+             " FROM jobs WHERE kind = ?1 AND idempotency_key = ?2 AND idempotency_key <> ''";
+    case Query::kListJobs:
+      return "SELECT " FERRY_JOB_COLUMNS
+             " FROM jobs WHERE kind = ?1 ORDER BY created_at DESC, rowid DESC LIMIT ?2";
+    case Query::kListJobsOfSubject:
+      return "SELECT " FERRY_JOB_COLUMNS
+             " FROM jobs WHERE kind = ?1 AND subject = ?2 "
+             "ORDER BY created_at DESC, rowid DESC LIMIT ?3";
+    case Query::kUpdateJob:
+      // ?2: the time when entering running, ?3: when entering a terminal state, else NULL.
+      // NULL in ?2..?7 keeps the column.
+      return "UPDATE jobs SET state = ?1, version = version + 1, "
+             "started_at = COALESCE(?2, started_at), finished_at = COALESCE(?3, finished_at), "
+             "result_json = COALESCE(?4, result_json), message = COALESCE(?5, message), "
+             "owner_pid = COALESCE(?6, owner_pid), owner_host = COALESCE(?7, owner_host) "
+             "WHERE id = ?8 AND state = ?9 AND version = ?10 RETURNING " FERRY_JOB_COLUMNS;
+    case Query::kSetJobResult:
+      return "UPDATE jobs SET result_json = ?1 WHERE id = ?2 AND state = ?3";
   }
   FERRY_CHECK(false);
   return nullptr;
@@ -754,6 +817,7 @@ const char* Sql(Query q) {
 #undef FERRY_ALIAS_COLUMNS
 #undef FERRY_EXPERIMENT_COLUMNS
 #undef FERRY_ENDPOINT_COLUMNS
+#undef FERRY_JOB_COLUMNS
 #undef FERRY_DEPLOYMENT_COLUMNS
 #undef FERRY_VARIANT_STATS_COLUMNS
 #undef FERRY_API_KEY_COLUMNS
@@ -926,6 +990,26 @@ DeploymentRecord ReadDeployment(const Statement& s) {
   return d;
 }
 
+JobRecord ReadJob(const Statement& s) {
+  JobRecord j;
+  j.id = s.ColText(0);
+  j.kind = s.ColText(1);
+  j.subject = s.ColText(2);
+  j.state = s.ColText(3);
+  j.version = s.ColInt(4);
+  j.spec_json = s.ColText(5);
+  j.result_json = s.ColText(6);
+  j.idempotency_key = s.ColText(7);
+  j.owner_pid = s.ColInt(8);
+  j.owner_host = s.ColText(9);
+  j.created_at = s.ColTime(10);
+  j.started_at = s.ColTime(11);
+  j.finished_at = s.ColTime(12);
+  j.message = s.ColText(13);
+  j.actor = s.ColText(14);
+  return j;
+}
+
 VariantStatsRecord ReadVariantStats(const Statement& s) {
   VariantStatsRecord v;
   v.endpoint = s.ColText(0);
@@ -1096,6 +1180,25 @@ absl::Status CheckNewDeployment(const NewDeployment& d) {
   }
   FERRY_RETURN_IF_ERROR(ParseJsonObject(subject, "spec_json", d.spec_json).status());
   return ParseJsonObject(subject, "from_config_json", d.from_config_json).status();
+}
+
+// The kind table of a job kind by name: BatchJob or MonitorRun; null for any other.
+const KindTable* JobKind(std::string_view kind) {
+  if (kind == BatchJobKind().name) return &BatchJobKind();
+  if (kind == MonitorRunKind().name) return &MonitorRunKind();
+  return nullptr;
+}
+
+absl::Status CheckNewJob(const NewJob& j) {
+  if (JobKind(j.kind) == nullptr) {
+    return absl::InvalidArgumentError(fmt::format("'{}' is not a job kind; use {} or {}", j.kind,
+                                                  BatchJobKind().name, MonitorRunKind().name));
+  }
+  if (!IsValidName(j.id)) {
+    return absl::InvalidArgumentError(fmt::format(
+        "'{}' is not a valid job id: use NewJobId (\"b20261127-121700-3f9a1c\")", j.id));
+  }
+  return ParseJsonObject(fmt::format("{} {}", j.kind, j.id), "spec_json", j.spec_json).status();
 }
 
 // A latency histogram as VariantStatsRecord::latency_json describes it: bounds strictly
@@ -2298,6 +2401,121 @@ absl::Status SqliteStateStore::RevokeApiKey(const std::string& id) {
     FERRY_RETURN_IF_ERROR(s.Run("cannot revoke API key", id));
     if (s.Changes() == 0) {
       return absl::NotFoundError(fmt::format("no API key {}; `ferry keys list` lists them", id));
+    }
+  }
+  return txn.Commit();
+}
+
+absl::StatusOr<JobRecord> SqliteStateStore::CreateJob(const NewJob& j) {
+  FERRY_RETURN_IF_ERROR(CheckNewJob(j));
+  FERRY_ASSIGN_OR_RETURN(WriteTransaction txn, BeginWrite());
+  if (!j.idempotency_key.empty()) {
+    Statement s = Use(Query::kJobWithKey);
+    s.Text(1, j.kind).Text(2, j.idempotency_key);
+    FERRY_ASSIGN_OR_RETURN(bool row, s.Next("cannot look up the idempotency key"));
+    if (row) return ReadJob(s);  // a retry: nothing to write
+  }
+  const absl::Time now = Now();
+  JobRecord record;
+  {
+    Statement s = Use(Query::kInsertJob);
+    s.Text(1, j.id)
+        .Text(2, j.kind)
+        .Text(3, j.subject)
+        .Text(4, j.spec_json)
+        .Text(5, j.idempotency_key)
+        .Time(6, now)
+        .Text(7, j.actor);
+    const int rc = s.Step();
+    if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE) {
+      return absl::AlreadyExistsError(
+          fmt::format("{} {} already exists; make a new id with NewJobId", j.kind, j.id));
+    }
+    if (rc != SQLITE_ROW) return SqliteError(db_, rc, "cannot create job", j.id);
+    record = ReadJob(s);
+  }
+  FERRY_RETURN_IF_ERROR(AppendEvent(j.kind, j.id, "", "queued", 1, j.actor, "created", now));
+  FERRY_RETURN_IF_ERROR(txn.Commit());
+  return record;
+}
+
+absl::StatusOr<JobRecord> SqliteStateStore::GetJob(const std::string& id) {
+  Statement s = Use(Query::kGetJob);
+  s.Text(1, id);
+  FERRY_ASSIGN_OR_RETURN(bool row, s.Next("cannot read job", id));
+  if (!row) {
+    return absl::NotFoundError(fmt::format(
+        "no batch job or monitor run {}; `ferry batch-jobs` and `ferry monitor-runs` list them",
+        id));
+  }
+  return ReadJob(s);
+}
+
+absl::StatusOr<std::vector<JobRecord>> SqliteStateStore::ListJobs(const std::string& kind,
+                                                                  const std::string& subject,
+                                                                  int limit) {
+  const int64_t sql_limit = limit <= 0 ? -1 : limit;  // SQLite: a negative LIMIT means none
+  Statement s = subject.empty() ? Use(Query::kListJobs) : Use(Query::kListJobsOfSubject);
+  if (subject.empty()) {
+    s.Text(1, kind).Int(2, sql_limit);
+  } else {
+    s.Text(1, kind).Text(2, subject).Int(3, sql_limit);
+  }
+  return ReadAll(s, "cannot list jobs", ReadJob);
+}
+
+absl::StatusOr<JobRecord> SqliteStateStore::TransitionJob(const JobTransition& t) {
+  FERRY_ASSIGN_OR_RETURN(WriteTransaction txn, BeginWrite());
+  std::string kind_name;
+  {
+    Statement s = Use(Query::kGetJob);
+    s.Text(1, t.id);
+    FERRY_ASSIGN_OR_RETURN(bool row, s.Next("cannot read job", t.id));
+    if (!row) return absl::NotFoundError(fmt::format("no batch job or monitor run {}", t.id));
+    kind_name = s.ColText(1);
+  }
+  const KindTable* kind = JobKind(kind_name);
+  FERRY_CHECK(kind != nullptr);
+  if (!IsLegal(*kind, t.from, t.to)) return IllegalTransition(*kind, t.id, t.from, t.to);
+  const absl::Time now = Now();
+  JobRecord record;
+  {
+    Statement s = Use(Query::kUpdateJob);
+    s.Text(1, t.to)
+        .Time(2, t.to == "running" ? now : absl::InfinitePast())
+        .Time(3, IsTerminal(*kind, t.to) ? now : absl::InfinitePast())
+        .OptText(4, t.result_json)
+        .OptText(5, t.message)
+        .OptInt(6, t.owner_pid)
+        .OptText(7, t.owner_host)
+        .Text(8, t.id)
+        .Text(9, t.from)
+        .Int(10, t.expected_version);
+    FERRY_ASSIGN_OR_RETURN(bool row, s.Next("cannot update job", t.id));
+    if (!row) {
+      Statement current = Use(Query::kJobState);
+      current.Text(1, t.id);
+      return MovedFirst(current, kind->name, t.id, t.from, t.expected_version);
+    }
+    record = ReadJob(s);
+  }
+  FERRY_RETURN_IF_ERROR(
+      AppendEvent(kind->name, t.id, t.from, t.to, record.version, t.actor, t.reason, now));
+  FERRY_RETURN_IF_ERROR(txn.Commit());
+  return record;
+}
+
+absl::Status SqliteStateStore::SetJobResult(const std::string& id, std::string_view state,
+                                            const std::string& result_json) {
+  FERRY_RETURN_IF_ERROR(ParseJsonObject(id, "result_json", result_json).status());
+  FERRY_ASSIGN_OR_RETURN(WriteTransaction txn, BeginWrite());
+  {
+    Statement s = Use(Query::kSetJobResult);
+    s.Text(1, result_json).Text(2, id).Text(3, state);
+    FERRY_RETURN_IF_ERROR(s.Run("cannot record the result of job", id));
+    if (s.Changes() == 0) {
+      return absl::FailedPreconditionError(fmt::format(
+          "job {} is not {} any more; `ferry batch-job show {}` tells its state", id, state, id));
     }
   }
   return txn.Commit();

@@ -123,6 +123,14 @@ class SqliteStateStore final : public StateStore {
   absl::StatusOr<std::vector<ApiKeyRecord>> ListApiKeys() override;
   absl::Status RevokeApiKey(const std::string& id) override;
 
+  absl::StatusOr<JobRecord> CreateJob(const NewJob& job) override;
+  absl::StatusOr<JobRecord> GetJob(const std::string& id) override;
+  absl::StatusOr<std::vector<JobRecord>> ListJobs(const std::string& kind,
+                                                  const std::string& subject, int limit) override;
+  absl::StatusOr<JobRecord> TransitionJob(const JobTransition& t) override;
+  absl::Status SetJobResult(const std::string& id, std::string_view state,
+                            const std::string& result_json) override;
+
  private:
   using Query = sqlite_internal::Query;
   using Statement = sqlite_internal::Statement;

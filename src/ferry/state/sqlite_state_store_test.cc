@@ -103,8 +103,8 @@ TEST_F(SqliteStateStoreTest, MigrationIsIdempotentAndWalIsOn) {
   ASSERT_NE(third, nullptr);
 
   RawDb raw(path_);
-  EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM schema_version"), "4");
-  EXPECT_EQ(raw.Query("SELECT MAX(version) FROM schema_version"), "4");
+  EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM schema_version"), "5");
+  EXPECT_EQ(raw.Query("SELECT MAX(version) FROM schema_version"), "5");
   EXPECT_EQ(raw.Query("PRAGMA journal_mode"), "wal");
   for (const char* table : {"pipeline_runs", "task_runs", "task_attempts", "events", "checkpoints",
                             "models", "model_versions", "model_aliases", "experiments", "endpoints",
@@ -135,7 +135,7 @@ TEST_F(SqliteStateStoreTest, DatabaseOfSchemaVersion1IsMigratedOnOpen) {
   ASSERT_NE(store, nullptr);
   {
     RawDb raw(path_);
-    EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_version"), "1,2,3,4");
+    EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_version"), "1,2,3,4,5");
     EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name IN "
                         "('models', 'model_versions', 'model_aliases')"),
               "3");
@@ -158,7 +158,7 @@ TEST_F(SqliteStateStoreTest, DatabaseOfSchemaVersion1IsMigratedOnOpen) {
   store.reset();
   ASSERT_NE(Open(), nullptr);
   RawDb raw(path_);
-  EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM schema_version"), "4");
+  EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM schema_version"), "5");
 }
 
 TEST_F(SqliteStateStoreTest, DatabaseOfSchemaVersion2GetsTheExperimentsTable) {
@@ -179,7 +179,7 @@ TEST_F(SqliteStateStoreTest, DatabaseOfSchemaVersion2GetsTheExperimentsTable) {
   ASSERT_NE(store, nullptr);
   {
     RawDb raw(path_);
-    EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_version"), "1,2,3,4");
+    EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_version"), "1,2,3,4,5");
     EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND "
                         "name = 'experiments'"),
               "1");
@@ -216,7 +216,7 @@ TEST_F(SqliteStateStoreTest, DatabaseOfSchemaVersion2GetsTheExperimentsTable) {
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->name, "churn");
   RawDb raw(path_);
-  EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM schema_version"), "4");
+  EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM schema_version"), "5");
 }
 
 TEST_F(SqliteStateStoreTest, DatabaseOfSchemaVersion3GetsTheServingTables) {
@@ -237,7 +237,7 @@ TEST_F(SqliteStateStoreTest, DatabaseOfSchemaVersion3GetsTheServingTables) {
   ASSERT_NE(store, nullptr);
   {
     RawDb raw(path_);
-    EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_version"), "1,2,3,4");
+    EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_version"), "1,2,3,4,5");
     EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name IN "
                         "('endpoints', 'deployments', 'variant_stats', 'api_keys')"),
               "4");
@@ -265,7 +265,7 @@ TEST_F(SqliteStateStoreTest, DatabaseOfSchemaVersion3GetsTheServingTables) {
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_EQ(d->endpoint, "churn");
   RawDb raw(path_);
-  EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM schema_version"), "4");
+  EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM schema_version"), "5");
 }
 
 TEST_F(SqliteStateStoreTest, OneDeploymentInFlightHoldsAgainstRawWrites) {

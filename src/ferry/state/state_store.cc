@@ -33,10 +33,12 @@ absl::Status BadModelRef(std::string_view ref, std::string_view why) {
 
 }  // namespace
 
-std::string NewDeploymentId(const Clock& clock) {
+std::string NewDeploymentId(const Clock& clock) { return NewJobId('d', clock); }
+
+std::string NewJobId(char prefix, const Clock& clock) {
   thread_local std::mt19937 rng(std::random_device{}());
   const std::string t = absl::FormatTime("%Y%m%d-%H%M%S", clock.Now(), absl::UTCTimeZone());
-  return fmt::format("d{}-{:06x}", t, rng() & 0xffffff);
+  return fmt::format("{}{}-{:06x}", prefix, t, rng() & 0xffffff);
 }
 
 absl::Status CheckModelName(std::string_view name) {

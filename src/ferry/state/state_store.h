@@ -98,10 +98,12 @@ struct AttemptRecord {
 
 struct EventRecord {
   int64_t seq = 0;
-  // "PipelineRun", "TaskRun", "ModelVersion", "ModelAlias", "Endpoint", "Deployment"
+  // "PipelineRun", "TaskRun", "ModelVersion", "ModelAlias", "Endpoint", "Deployment",
+  // "BatchJob", "MonitorRun"
   std::string kind;
   // Run id, "<run id>/<task>", "<model>:<version>" (ModelVersion), "<model>@<alias>" (ModelAlias),
-  // the endpoint's name (Endpoint), the deployment's id (Deployment).
+  // the endpoint's name (Endpoint), the deployment's id (Deployment), the job's id (BatchJob,
+  // MonitorRun).
   std::string resource;
   // States, or for ModelAlias the version numbers the alias pointed to before and after ("7");
   // empty for creation (and `to` for an alias's deletion).
@@ -370,6 +372,53 @@ struct VariantStatsRecord {
   absl::Time updated_at = absl::InfinitePast();
 };
 
+// --- Jobs: batch jobs and monitor runs ---
+
+// One batch job (BatchJobKind()) or monitor run (MonitorRunKind()): a one-off operation with a
+// spec, an owner process while it runs, and a result. Both kinds share one table and this record.
+struct JobRecord {
+  std::string id;       // "b20261127-121700-3f9a1c" / "m20261127-..." (NewJobId)
+  std::string kind;     // "BatchJob" or "MonitorRun"
+  std::string subject;  // the model reference ("churn:7") of a batch job, the endpoint of a monitor
+  std::string state;
+  int64_t version = 0;
+  std::string spec_json;    // what was asked (inputs, output, window, thresholds, ...)
+  std::string result_json;  // what it did so far: counts, outputs, the report's key ("{}" at first)
+  std::string idempotency_key;  // empty when none
+  int64_t owner_pid = 0;        // the process that runs it (0 when none)
+  std::string owner_host;
+  absl::Time created_at = absl::InfinitePast();
+  absl::Time started_at = absl::InfinitePast();   // when it last entered running
+  absl::Time finished_at = absl::InfinitePast();  // when it entered a terminal state
+  std::string message;
+  std::string actor;
+};
+
+struct NewJob {
+  std::string id;
+  std::string kind;  // BatchJobKind().name or MonitorRunKind().name
+  std::string subject;
+  std::string spec_json = "{}";
+  // A second CreateJob of the same kind with the same non-empty key returns the first job.
+  std::string idempotency_key;
+  std::string actor;
+};
+
+struct JobTransition {
+  std::string id;
+  std::string_view from;
+  std::string_view to;
+  int64_t expected_version = 0;
+  std::string reason;
+  std::string actor;
+  // Written in the same transaction, when set. Entering running sets started_at, entering a
+  // terminal state sets finished_at.
+  std::optional<std::string> result_json;
+  std::optional<std::string> message;
+  std::optional<int64_t> owner_pid;
+  std::optional<std::string> owner_host;
+};
+
 // An API key for serving (docs/serving.md). The secret is never stored: `hash` is the hex
 // SHA-256 of the full key text.
 struct ApiKeyRecord {
@@ -543,10 +592,32 @@ class StateStore {
   virtual absl::StatusOr<std::vector<ApiKeyRecord>> ListApiKeys() = 0;
   // Sets revoked_at. NotFound for an unknown id; revoking twice keeps the first time.
   virtual absl::Status RevokeApiKey(const std::string& id) = 0;
+
+  // --- Jobs (batch jobs, monitor runs) ---
+
+  // Creates a job in `queued`. With an idempotency key already used by a job of the same kind,
+  // returns that job instead (whatever its state). InvalidArgument for an unknown kind, a bad id
+  // or spec_json that is not a JSON object; AlreadyExists for a taken id.
+  virtual absl::StatusOr<JobRecord> CreateJob(const NewJob& job) = 0;
+  // NotFound names the id and the listing command.
+  virtual absl::StatusOr<JobRecord> GetJob(const std::string& id) = 0;
+  // Jobs of `kind`, optionally of one subject, newest first; limit <= 0: all.
+  virtual absl::StatusOr<std::vector<JobRecord>> ListJobs(const std::string& kind,
+                                                          const std::string& subject,
+                                                          int limit) = 0;
+  // Compare-and-set along the job's kind table, as TransitionRun.
+  virtual absl::StatusOr<JobRecord> TransitionJob(const JobTransition& t) = 0;
+  // Replaces result_json while the job is in `state` (progress of a running job, without a
+  // transition or an event). FailedPrecondition when it is not in that state any more.
+  virtual absl::Status SetJobResult(const std::string& id, std::string_view state,
+                                    const std::string& result_json) = 0;
 };
 
 // "d20261127-121700-3f9a1c": as NewRunId, with a "d".
 std::string NewDeploymentId(const Clock& clock);
+// "b20261127-121700-3f9a1c" for a batch job, "m..." for a monitor run: the prefix, the UTC time
+// and 6 random hex digits.
+std::string NewJobId(char prefix, const Clock& clock);
 
 // InvalidArgument, saying what is allowed, unless `name` can name a model: IsValidName.
 absl::Status CheckModelName(std::string_view name);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -243,6 +244,40 @@ DeploymentRecord StateStoreConformance::BringDeploymentTo(const std::string& id,
   }
   EXPECT_TRUE(d.ok()) << d.status();
   return d.ok() ? *d : DeploymentRecord{};
+}
+
+JobRecord StateStoreConformance::MakeJob(const std::string& id, const KindTable& kind,
+                                         const std::string& subject,
+                                         const std::string& idempotency_key) {
+  absl::StatusOr<JobRecord> j = store_->CreateJob({.id = id,
+                                                   .kind = std::string(kind.name),
+                                                   .subject = subject,
+                                                   .spec_json = R"({"input": "in/*.csv"})",
+                                                   .idempotency_key = idempotency_key,
+                                                   .actor = "test"});
+  EXPECT_TRUE(j.ok()) << j.status();
+  return j.ok() ? *j : JobRecord{};
+}
+
+JobRecord StateStoreConformance::BringJobTo(const std::string& id, const KindTable& kind,
+                                            std::string_view to) {
+  absl::StatusOr<JobRecord> j = store_->GetJob(id);
+  std::vector<std::string_view> path = PathFromInitial(kind, to);
+  if (j.ok()) {
+    auto here = std::find(path.begin(), path.end(), j->state);
+    if (here != path.end()) path.erase(path.begin(), here + 1);
+  }
+  for (std::string_view next : path) {
+    if (!j.ok()) break;
+    j = store_->TransitionJob({.id = id,
+                               .from = j->state,
+                               .to = next,
+                               .expected_version = j->version,
+                               .reason = "setting up",
+                               .actor = "test"});
+  }
+  EXPECT_TRUE(j.ok()) << j.status();
+  return j.ok() ? *j : JobRecord{};
 }
 
 namespace {
@@ -3049,4 +3084,223 @@ TEST_P(StateStoreConformance, BadApiKeysAreInvalidArgumentAndChangeNothing) {
 }
 
 }  // namespace
+// --- Jobs (batch jobs, monitor runs) ---
+
+TEST_P(StateStoreConformance, CreateGetListJobsAndIdempotencyKey) {
+  FERRY_ASSERT_OK_AND_ASSIGN(JobRecord b1, store_->CreateJob({.id = "b1",
+                                                              .kind = "BatchJob",
+                                                              .subject = "churn:7",
+                                                              .spec_json = R"({"input": "a"})",
+                                                              .idempotency_key = "k1",
+                                                              .actor = "ana"}));
+  EXPECT_EQ(b1.state, batch_state::kQueued);
+  EXPECT_EQ(b1.version, 1);
+  EXPECT_EQ(b1.kind, "BatchJob");
+  EXPECT_EQ(b1.subject, "churn:7");
+  EXPECT_EQ(b1.spec_json, R"({"input": "a"})");
+  EXPECT_EQ(b1.result_json, "{}");
+  EXPECT_EQ(b1.actor, "ana");
+  EXPECT_EQ(b1.started_at, absl::InfinitePast());
+  // The same key again returns the first job and writes nothing.
+  const size_t events_before = Events("").size();
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      JobRecord again,
+      store_->CreateJob(
+          {.id = "b2", .kind = "BatchJob", .subject = "churn:7", .idempotency_key = "k1"}));
+  EXPECT_EQ(again.id, "b1");
+  EXPECT_EQ(Events("").size(), events_before);
+  absl::StatusOr<JobRecord> missing = store_->GetJob("b2");
+  EXPECT_TRUE(absl::IsNotFound(missing.status())) << missing.status();
+  // The same key in another kind is another job.
+  MakeJob("m1", MonitorRunKind(), "churn", "k1");
+  MakeJob("b3", BatchJobKind(), "fraud:1");
+  MakeJob("m2", MonitorRunKind(), "fraud");
+
+  auto ids = [](const std::vector<JobRecord>& js) {
+    std::vector<std::string> out;
+    for (const JobRecord& j : js) out.push_back(j.id);
+    return out;
+  };
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<JobRecord> batch, store_->ListJobs("BatchJob", "", 0));
+  EXPECT_EQ(ids(batch), (std::vector<std::string>{"b3", "b1"}));
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<JobRecord> monitors,
+                             store_->ListJobs("MonitorRun", "churn", 0));
+  EXPECT_EQ(ids(monitors), (std::vector<std::string>{"m1"}));
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<JobRecord> one, store_->ListJobs("BatchJob", "", 1));
+  EXPECT_EQ(ids(one), (std::vector<std::string>{"b3"}));
+
+  const std::vector<EventRecord> events = Events("b1");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, "BatchJob");
+  EXPECT_EQ(events[0].to, "queued");
+}
+
+TEST_P(StateStoreConformance, JobCreationErrorsChangeNothing) {
+  MakeJob("b1", BatchJobKind(), "churn:7");
+  const size_t events_before = Events("").size();
+  absl::StatusOr<JobRecord> kind = store_->CreateJob({.id = "x1", .kind = "Backfill"});
+  EXPECT_TRUE(absl::IsInvalidArgument(kind.status())) << kind.status();
+  absl::StatusOr<JobRecord> id = store_->CreateJob({.id = "../b", .kind = "BatchJob"});
+  EXPECT_TRUE(absl::IsInvalidArgument(id.status())) << id.status();
+  absl::StatusOr<JobRecord> spec =
+      store_->CreateJob({.id = "b2", .kind = "BatchJob", .spec_json = "[1]"});
+  EXPECT_TRUE(absl::IsInvalidArgument(spec.status())) << spec.status();
+  absl::StatusOr<JobRecord> taken = store_->CreateJob({.id = "b1", .kind = "BatchJob"});
+  EXPECT_TRUE(absl::IsAlreadyExists(taken.status())) << taken.status();
+  EXPECT_EQ(Events("").size(), events_before);
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<JobRecord> all, store_->ListJobs("BatchJob", "", 0));
+  EXPECT_EQ(all.size(), 1u);
+}
+
+TEST_P(StateStoreConformance, EveryLegalJobEdgeMovesAndIsRecorded) {
+  for (const KindTable* kind : {&BatchJobKind(), &MonitorRunKind()}) {
+    for (size_t i = 0; i < kind->edges.size(); ++i) {
+      const Edge& edge = kind->edges[i];
+      SCOPED_TRACE(testing::Message() << kind->name << " " << edge.from << " -> " << edge.to);
+      const std::string id = fmt::format("{}{}", kind->name, i);
+      MakeJob(id, *kind, "churn");
+      const JobRecord before = BringJobTo(id, *kind, edge.from);
+      ASSERT_EQ(before.state, edge.from);
+      const size_t events_before = Events(id).size();
+      const bool writes = i % 2 == 0;
+      JobTransition t{.id = id,
+                      .from = edge.from,
+                      .to = edge.to,
+                      .expected_version = before.version,
+                      .reason = std::string(edge.why),
+                      .actor = "walker"};
+      if (writes) {
+        t.result_json = R"({"rows": 42})";
+        t.message = "2 of 3 files scored";
+        t.owner_pid = 4242;
+        t.owner_host = "host1";
+      }
+      FERRY_ASSERT_OK_AND_ASSIGN(JobRecord after, store_->TransitionJob(t));
+      EXPECT_EQ(after.state, edge.to);
+      EXPECT_EQ(after.version, before.version + 1);
+      EXPECT_EQ(after.result_json, writes ? R"({"rows": 42})" : before.result_json);
+      EXPECT_EQ(after.message, writes ? "2 of 3 files scored" : before.message);
+      EXPECT_EQ(after.owner_pid, writes ? 4242 : before.owner_pid);
+      EXPECT_EQ(after.owner_host, writes ? "host1" : before.owner_host);
+      if (edge.to == "running") {
+        EXPECT_GE(after.started_at, before.created_at);
+      } else {
+        EXPECT_EQ(after.started_at, before.started_at);
+      }
+      EXPECT_EQ(after.finished_at != absl::InfinitePast(),
+                IsTerminal(*kind, edge.to) || before.finished_at != absl::InfinitePast());
+      FERRY_ASSERT_OK_AND_ASSIGN(JobRecord stored, store_->GetJob(id));
+      EXPECT_EQ(stored.state, edge.to);
+      EXPECT_EQ(stored.version, after.version);
+      EXPECT_EQ(stored.result_json, after.result_json);
+      const std::vector<EventRecord> events = Events(id);
+      ASSERT_EQ(events.size(), events_before + 1);
+      EXPECT_EQ(events.back().kind, kind->name);
+      EXPECT_EQ(events.back().from, edge.from);
+      EXPECT_EQ(events.back().to, edge.to);
+      EXPECT_EQ(events.back().reason, edge.why);
+    }
+  }
+}
+
+TEST_P(StateStoreConformance, EveryIllegalJobPairIsInvalidArgumentAndChangesNothing) {
+  for (const KindTable* kind : {&BatchJobKind(), &MonitorRunKind()}) {
+    std::vector<std::string_view> targets = kind->states;
+    targets.push_back("bogus");
+    int checked = 0;
+    for (std::string_view from : kind->states) {
+      const std::string id = fmt::format("{}-{}", kind->name, from);
+      MakeJob(id, *kind, "churn");
+      const JobRecord before = BringJobTo(id, *kind, from);
+      ASSERT_EQ(before.state, from);
+      const size_t events_before = Events("").size();
+      for (std::string_view to : targets) {
+        if (IsLegal(*kind, from, to)) continue;
+        SCOPED_TRACE(testing::Message() << kind->name << " " << from << " -> " << to);
+        absl::StatusOr<JobRecord> r = store_->TransitionJob(
+            {.id = id, .from = from, .to = to, .expected_version = before.version});
+        EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+        ++checked;
+      }
+      FERRY_ASSERT_OK_AND_ASSIGN(JobRecord after, store_->GetJob(id));
+      EXPECT_EQ(after.state, before.state);
+      EXPECT_EQ(after.version, before.version);
+      EXPECT_EQ(Events("").size(), events_before);
+    }
+    const size_t n = kind->states.size();
+    EXPECT_EQ(checked, static_cast<int>(n * (n + 1) - kind->edges.size()));
+  }
+}
+
+TEST_P(StateStoreConformance, StaleJobVersionIsFailedPreconditionAndResultNeedsItsState) {
+  MakeJob("b1", BatchJobKind(), "churn:7");
+  const JobRecord running = BringJobTo("b1", BatchJobKind(), batch_state::kRunning);
+  absl::StatusOr<JobRecord> stale = store_->TransitionJob({.id = "b1",
+                                                           .from = batch_state::kQueued,
+                                                           .to = batch_state::kRunning,
+                                                           .expected_version = 1});
+  EXPECT_TRUE(absl::IsFailedPrecondition(stale.status())) << stale.status();
+  absl::StatusOr<JobRecord> missing = store_->TransitionJob({.id = "b9",
+                                                             .from = batch_state::kQueued,
+                                                             .to = batch_state::kRunning,
+                                                             .expected_version = 1});
+  EXPECT_TRUE(absl::IsNotFound(missing.status())) << missing.status();
+
+  ASSERT_TRUE(store_->SetJobResult("b1", batch_state::kRunning, R"({"files_done": 1})").ok());
+  FERRY_ASSERT_OK_AND_ASSIGN(JobRecord got, store_->GetJob("b1"));
+  EXPECT_EQ(got.result_json, R"({"files_done": 1})");
+  EXPECT_EQ(got.version, running.version);  // progress is not a transition
+  absl::Status wrong_state = store_->SetJobResult("b1", batch_state::kQueued, "{}");
+  EXPECT_TRUE(absl::IsFailedPrecondition(wrong_state)) << wrong_state;
+  absl::Status not_object = store_->SetJobResult("b1", batch_state::kRunning, "3");
+  EXPECT_TRUE(absl::IsInvalidArgument(not_object)) << not_object;
+  FERRY_ASSERT_OK_AND_ASSIGN(JobRecord after, store_->GetJob("b1"));
+  EXPECT_EQ(after.result_json, R"({"files_done": 1})");
+}
+
+TEST_P(StateStoreConformance, ThreadsRaceOneJobTransition) {
+  constexpr int kThreads = 8;
+  MakeJob("b1", BatchJobKind(), "churn:7");
+  std::vector<std::unique_ptr<StateStore>> stores;
+  for (int i = 0; i < kThreads; ++i) {
+    stores.push_back(Connect());
+    ASSERT_NE(stores.back(), nullptr);
+  }
+  std::vector<absl::Status> results(kThreads);
+  std::latch start(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      start.arrive_and_wait();
+      results[i] = stores[i]
+                       ->TransitionJob({.id = "b1",
+                                        .from = batch_state::kQueued,
+                                        .to = batch_state::kRunning,
+                                        .expected_version = 1,
+                                        .actor = "thread " + std::to_string(i),
+                                        .owner_pid = 100 + i})
+                       .status();
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  int won = -1;
+  int lost = 0;
+  for (int i = 0; i < kThreads; ++i) {
+    if (results[i].ok()) {
+      EXPECT_EQ(won, -1) << "two winners";
+      won = i;
+    } else if (absl::IsFailedPrecondition(results[i])) {
+      ++lost;
+    } else {
+      ADD_FAILURE() << results[i];
+    }
+  }
+  ASSERT_GE(won, 0);
+  EXPECT_EQ(lost, kThreads - 1);
+  FERRY_ASSERT_OK_AND_ASSIGN(JobRecord after, store_->GetJob("b1"));
+  EXPECT_EQ(after.owner_pid, 100 + won);
+  EXPECT_EQ(after.version, 2);
+  EXPECT_EQ(Events("b1").size(), 2u);
+}
+
 }  // namespace ferry::state

@@ -82,6 +82,11 @@ class StateStoreConformance : public ::testing::TestWithParam<StateStoreBackend>
   // Moves deployment `id` to `to` along PathFromInitial (from where it is, when that is on the
   // path, else it must be pending); returns the last record.
   DeploymentRecord BringDeploymentTo(const std::string& id, std::string_view to);
+  // Creates job `id` of `kind` (BatchJob or MonitorRun) about `subject`; fails the test on error.
+  JobRecord MakeJob(const std::string& id, const KindTable& kind, const std::string& subject,
+                    const std::string& idempotency_key = "");
+  // Moves job `id` to `to` along PathFromInitial of its kind; returns the last record.
+  JobRecord BringJobTo(const std::string& id, const KindTable& kind, std::string_view to);
 
   std::string uri_;
   std::unique_ptr<StateStore> store_;

@@ -164,6 +164,24 @@ class StateStoreWrapper : public state::StateStore {
     return target_.ListApiKeys();
   }
   absl::Status RevokeApiKey(const std::string& id) override { return target_.RevokeApiKey(id); }
+  absl::StatusOr<state::JobRecord> CreateJob(const state::NewJob& job) override {
+    return target_.CreateJob(job);
+  }
+  absl::StatusOr<state::JobRecord> GetJob(const std::string& id) override {
+    return target_.GetJob(id);
+  }
+  absl::StatusOr<std::vector<state::JobRecord>> ListJobs(const std::string& kind,
+                                                         const std::string& subject,
+                                                         int limit) override {
+    return target_.ListJobs(kind, subject, limit);
+  }
+  absl::StatusOr<state::JobRecord> TransitionJob(const state::JobTransition& t) override {
+    return target_.TransitionJob(t);
+  }
+  absl::Status SetJobResult(const std::string& id, std::string_view state,
+                            const std::string& result_json) override {
+    return target_.SetJobResult(id, state, result_json);
+  }
 
  protected:
   state::StateStore& target() { return target_; }

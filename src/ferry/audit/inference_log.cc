@@ -1,4 +1,4 @@
-#include "ferry/serve/inference_log.h"
+#include "ferry/audit/inference_log.h"
 
 #include <zstd.h>
 
@@ -13,7 +13,7 @@
 #include "ferry/storage/layout.h"
 #include "fmt/format.h"
 
-namespace ferry::serve {
+namespace ferry::audit {
 namespace {
 
 constexpr auto kWakeEvery = std::chrono::milliseconds(100);
@@ -394,4 +394,4 @@ absl::StatusOr<std::vector<nlohmann::json>> ReadInferenceSegment(storage::Artifa
   return records;
 }
 
-}  // namespace ferry::serve
+}  // namespace ferry::audit

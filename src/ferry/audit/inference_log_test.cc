@@ -1,4 +1,4 @@
-#include "ferry/serve/inference_log.h"
+#include "ferry/audit/inference_log.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -26,7 +26,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace ferry::serve {
+namespace ferry::audit {
 namespace {
 
 namespace stdfs = std::filesystem;
@@ -556,4 +556,4 @@ TEST_F(InferenceLogTest, KillNineLeavesOnlyWholeSegments) {
 }
 
 }  // namespace
-}  // namespace ferry::serve
+}  // namespace ferry::audit

@@ -61,7 +61,7 @@
 #include "ferry/storage/artifact_store.h"
 #include "nlohmann/json.hpp"
 
-namespace ferry::serve {
+namespace ferry::audit {
 
 struct InferenceLogOptions {
   std::string endpoint;
@@ -186,4 +186,4 @@ absl::StatusOr<std::vector<std::string>> ListInferenceSegments(storage::Artifact
 absl::StatusOr<std::vector<nlohmann::json>> ReadInferenceSegment(storage::ArtifactStore& lake,
                                                                  std::string_view key);
 
-}  // namespace ferry::serve
+}  // namespace ferry::audit
