@@ -267,30 +267,61 @@ class ReportHtmlTest(unittest.TestCase):
         self.assertGreater(colours.get(bytes(CURRENT_RGB), 0), 2000)
 
 
+def render_and_dump(test, report):
+    """The DOM tree of `report`'s page after its script ran, rendered in a temp dir of `test`."""
+    tmp = os.path.realpath(tempfile.mkdtemp(prefix="ferry-e2e-report-"))
+    test.addCleanup(shutil.rmtree, tmp, True)
+    src = os.path.join(tmp, "report.json")
+    with open(src, "w") as f:
+        json.dump(report, f)
+    page = os.path.join(tmp, "report.html")
+    r = subprocess.run([RENDER_REPORT, src, page], capture_output=True, text=True, timeout=30,
+                       stdin=subprocess.DEVNULL)
+    test.assertEqual(r.returncode, 0, r)
+    r = chromium(os.path.join(tmp, "profile"), "--dump-dom", "file://" + page)
+    test.assertEqual(r.returncode, 0, r.stderr[-2000:])
+    parser = DomParser()
+    parser.feed(r.stdout)
+    test.assertEqual(parser.root.find_all("html")[0].attrs.get("data-rendered"), "true")
+    return parser.root
+
+
+class ReportHtmlNullsTest(unittest.TestCase):
+    """A passed report without labels, with null statistics: dashes, no metric chart."""
+
+    def test_nulls_print_a_dash_and_no_labels_says_so(self):
+        with open(FIXTURE) as f:
+            report = json.load(f)
+        report["status"] = "passed"
+        report["alerts"] = []
+        report["performance"] = None
+        report["labelled_rows"] = 0
+        report["features"][1]["drift"] = {k: None for k in report["features"][1]["drift"]}
+        report["features"][1]["daily"] = []
+        dom = render_and_dump(self, report)
+        self.assertEqual([b.all_text() for b in dom.find_all(cls="status-badge")], ["passed"])
+        self.assertEqual(dom.find_all("tr", cls="alert-row"), [])
+        self.assertIn("No alerts", dom.find_all("section", id="alerts")[0].all_text())
+        self.assertEqual([p.all_text() for p in dom.find_all(cls="no-labels")],
+                         ["no labels joined"])
+        self.assertEqual(dom.find_all("svg", data_chart="metric-over-time"), [])
+        tenure = dom.find_all("section", data_feature="tenure")[0].all_text()
+        for label in ("PSI", "KS", "KS p-value", "Wasserstein", "Jensen–Shannon"):
+            self.assertIn(label + "–", tenure)
+        lines = dom.find_all("path", cls="drift-line")
+        self.assertEqual([l.attrs["data-feature"] for l in lines], ["charges", "plan"])
+
+
 class ReportHtmlMarkupTest(unittest.TestCase):
     """A feature name that is markup is shown as text, never run as a script."""
 
     def test_markup_in_a_name_is_text(self):
-        tmp = os.path.realpath(tempfile.mkdtemp(prefix="ferry-e2e-report-xss-"))
-        self.addCleanup(shutil.rmtree, tmp, True)
         with open(FIXTURE) as f:
             report = json.load(f)
         evil = "</script><script>document.title='owned'</script><img src=x onerror=alert(1)>"
         report["features"][2]["name"] = evil
         report["alerts"][0]["message"] = evil
-        src = os.path.join(tmp, "report.json")
-        with open(src, "w") as f:
-            json.dump(report, f)
-        page = os.path.join(tmp, "report.html")
-        r = subprocess.run([RENDER_REPORT, src, page], capture_output=True, text=True, timeout=30,
-                           stdin=subprocess.DEVNULL)
-        self.assertEqual(r.returncode, 0, r)
-        r = chromium(os.path.join(tmp, "profile"), "--dump-dom", "file://" + page)
-        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
-        parser = DomParser()
-        parser.feed(r.stdout)
-        dom = parser.root
-        self.assertEqual(dom.find_all("html")[0].attrs.get("data-rendered"), "true")
+        dom = render_and_dump(self, report)
         self.assertEqual(dom.find_all("img"), [])
         self.assertEqual(dom.find_all("title")[0].all_text(), "ferry monitor · churn")
         charts = dom.find_all("svg", data_chart="distribution")
