@@ -7,6 +7,8 @@
 # installed; the benches and tests start their own instances on loopback ports instead, so the
 # install runs with a temporary /usr/sbin/policy-rc.d that forbids starting services (unless one
 # is already there, which is then left alone).
+# chromium (headless, for the report.html test) works without its recommended packages; the fonts
+# it draws text with come with its fontconfig dependency.
 set -euo pipefail
 
 packages=(
@@ -17,6 +19,7 @@ packages=(
   python3-sklearn python3-xgboost libboost-dev libspdlog-dev
   python3 procps
   prometheus
+  chromium
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages=(snakemake hyperfine make python3 wrk nginx-light gunicorn python3-flask python3-sklearn)
