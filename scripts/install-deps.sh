@@ -2,7 +2,7 @@
 # Installs the Debian packages the build and the tests need, only those missing (idempotent).
 #   scripts/install-deps.sh           build + tests
 #   scripts/install-deps.sh --bench   also the baselines of bench/ (snakemake, hyperfine, wrk,
-#                                     nginx, gunicorn + Flask + scikit-learn)
+#                                     nginx, gunicorn + Flask + scikit-learn, pandas)
 # nginx and prometheus are Debian packages that start a system service (nginx on port 80) when
 # installed; the benches and tests start their own instances on loopback ports instead, so the
 # install runs with a temporary /usr/sbin/policy-rc.d that forbids starting services (unless one
@@ -22,7 +22,7 @@ packages=(
   chromium
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages=(snakemake hyperfine make python3 wrk nginx-light gunicorn python3-flask python3-sklearn)
+  packages=(snakemake hyperfine make python3 wrk nginx-light gunicorn python3-flask python3-sklearn python3-pandas)
 fi
 
 missing=()
