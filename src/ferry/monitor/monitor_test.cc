@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "ferry/common/fs.h"
 #include "ferry/monitor/dataset.h"
 #include "ferry/monitor/internal/test_util.h"
 #include "ferry/monitor/labels.h"
@@ -78,7 +79,7 @@ void WriteWeek(storage::ArtifactStore& lake, std::string* labels_csv) {
     for (int i = 0; i < 200; ++i) {
       const int k = d * 200 + i;
       const std::string tx = fmt::format("tx-{}", k);
-      json inputs = {{"tenure", (i * 5) % 50},
+      json inputs = {{"tenure", i % 50},
                      {"plan", i % 5 < 3 ? "basic" : "pro"},
                      {"charges", 60 + 5 * d + (i * 37 % 400) / 10.0},
                      {"tickets", i % 5}};
