@@ -25,11 +25,12 @@ test: build
 
 bench: build
 	@scripts/install-deps.sh --bench
-	@ninja -C build ferry data_bench train_bench
+	@ninja -C build ferry data_bench train_bench drift_bench
 	@bench/scheduler.sh
 	@bench/data.sh
 	@bench/train.sh
 	@bench/serve.sh
+	@bench/drift.sh
 
 clean:
 	rm -rf $(BUILD)
