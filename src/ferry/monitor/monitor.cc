@@ -15,19 +15,16 @@
 #include "absl/strings/str_join.h"
 #include "ferry/common/ids.h"
 #include "ferry/common/status.h"
+#include "ferry/data/drift.h"
 #include "ferry/data/profile.h"
 #include "ferry/model/metrics.h"
-#include "ferry/monitor/internal/drift_compat.h"
 #include "ferry/monitor/internal/window_records.h"
 #include "ferry/monitor/labels.h"
+#include "ferry/monitor/report_html.h"
 #include "ferry/monitor/trend.h"
 #include "ferry/state/kinds.h"
 #include "ferry/storage/layout.h"
 #include "fmt/format.h"
-#if __has_include("ferry/monitor/report_html.h")
-#include "ferry/monitor/report_html.h"
-#define FERRY_MONITOR_HAVE_REPORT_HTML 1
-#endif
 
 namespace ferry::monitor {
 namespace {
@@ -226,7 +223,7 @@ class ReportBuilder {
   ojson alerts_ = ojson::array();
 };
 
-ojson ReferenceJson(const data::ColumnProfile& ref, const drift::ColumnDrift& d) {
+ojson ReferenceJson(const data::ColumnProfile& ref, const data::ColumnDrift& d) {
   ojson j = {{"count", ref.count}, {"nulls", ref.nulls}};
   if (!d.categorical) {
     j["edges"] = d.edges;
@@ -242,7 +239,7 @@ ojson ReferenceJson(const data::ColumnProfile& ref, const drift::ColumnDrift& d)
   return j;
 }
 
-ojson CurrentJson(const data::Column& col, const drift::ColumnDrift& d) {
+ojson CurrentJson(const data::Column& col, const data::ColumnDrift& d) {
   ojson j = {{"count", static_cast<int64_t>(col.size() - col.null_count())},
              {"nulls", static_cast<int64_t>(col.null_count())}};
   if (!d.categorical) {
@@ -258,7 +255,7 @@ ojson CurrentJson(const data::Column& col, const drift::ColumnDrift& d) {
   return j;
 }
 
-ojson DriftJson(const drift::ColumnDrift& d) {
+ojson DriftJson(const data::ColumnDrift& d) {
   const auto& s = d.scores;
   return {{"psi", Num(s.psi)},
           {"ks", Num(s.ks)},
@@ -510,7 +507,7 @@ absl::StatusOr<Built> BuildReport(storage::ArtifactStore& lake, const MonitorSpe
       continue;
     }
     const data::Column cur = Subset(*col, live);
-    const drift::ColumnDrift d = drift::CompareToProfile(*ref, cur);
+    const data::ColumnDrift d = data::CompareToProfile(*ref, cur);
     const double missing = MissingRate(*col, live);
     const int64_t type_errors = w.type_errors.count(ref->name) ? w.type_errors.at(ref->name) : 0;
     // Unseen categories: only when the reference listed all its distinct values.
@@ -532,7 +529,7 @@ absl::StatusOr<Built> BuildReport(storage::ArtifactStore& lake, const MonitorSpe
 
     ojson daily = ojson::array();
     for (const auto& [day, rows] : live_by_day) {
-      const drift::ColumnDrift dd = drift::CompareToProfile(*ref, Subset(*col, rows));
+      const data::ColumnDrift dd = data::CompareToProfile(*ref, Subset(*col, rows));
       daily.push_back({{"day", DayText(DayStart(day))},
                        {"rows", static_cast<int64_t>(rows.size())},
                        {"psi", Num(dd.scores.psi)},
@@ -774,26 +771,6 @@ absl::StatusOr<Built> BuildReport(storage::ArtifactStore& lake, const MonitorSpe
   return b;
 }
 
-std::string PlaceholderHtml(const ojson& report) {
-  std::string body = report.dump(2);
-  std::string escaped;
-  for (char c : body) {
-    if (c == '<') {
-      escaped += "&lt;";
-    } else if (c == '>') {
-      escaped += "&gt;";
-    } else if (c == '&') {
-      escaped += "&amp;";
-    } else {
-      escaped += c;
-    }
-  }
-  return fmt::format(
-      "<!doctype html><html><head><meta charset=\"utf-8\"><title>ferry monitor report</title>"
-      "</head><body><h1>Monitor report</h1><pre>{}</pre></body></html>\n",
-      escaped);
-}
-
 }  // namespace
 
 nlohmann::json MonitorSpecToJson(const MonitorSpec& spec) {
@@ -865,11 +842,7 @@ absl::StatusOr<MonitorOutcome> RunMonitor(state::StateStore& store, storage::Art
   const std::string json_key = *dir + "/report.json";
   const std::string html_key = *dir + "/report.html";
   if (absl::Status s = lake.Put(json_key, built->report.dump(2) + "\n"); !s.ok()) return fail(s);
-#ifdef FERRY_MONITOR_HAVE_REPORT_HTML
   const std::string html = RenderReportHtml(json::parse(built->report.dump()));
-#else
-  const std::string html = PlaceholderHtml(built->report);
-#endif
   if (absl::Status s = lake.Put(html_key, html); !s.ok()) return fail(s);
 
   MonitorOutcome out;
