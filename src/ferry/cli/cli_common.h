@@ -73,5 +73,7 @@ void RegisterValidateDataCommand(CLI::App& app, GlobalOptions& g, int& rc);
 void RegisterModelsCommand(CLI::App& app, GlobalOptions& g, int& rc);
 void RegisterExperimentsCommand(CLI::App& app, GlobalOptions& g, int& rc);
 void RegisterPredictCommand(CLI::App& app, GlobalOptions& g, int& rc);
+void RegisterBatchCommand(CLI::App& app, GlobalOptions& g, int& rc);
+void RegisterBatchJobsCommand(CLI::App& app, GlobalOptions& g, int& rc);
 
 }  // namespace ferry::cli

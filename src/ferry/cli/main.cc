@@ -34,6 +34,8 @@ int main(int argc, char** argv) {
   ferry::cli::RegisterServeCommand(app, global, rc);
   ferry::cli::RegisterEndpointsCommand(app, global, rc);
   ferry::cli::RegisterKeysCommand(app, global, rc);
+  ferry::cli::RegisterBatchCommand(app, global, rc);
+  ferry::cli::RegisterBatchJobsCommand(app, global, rc);
   ferry::cli::RegisterTaskCommand(app, global, rc);
   try {
     app.parse(argc, argv);

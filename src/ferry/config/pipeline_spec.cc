@@ -253,6 +253,15 @@ class PipelineParser {
   void RecordField(const Entry& e, StepSpec* step) {
     step->fields[e.key] = internal::ToJson(e.value);
     step->field_locs[e.key] = e.value_loc;
+    // A kind whose value is a mapping (`batch: {model: ..., input: ...}`) reports its keys'
+    // errors where they were written: "batch.model".
+    if (e.value.IsMap()) {
+      for (const auto& kv : e.value) {
+        if (kv.first.IsScalar()) {
+          step->field_locs[e.key + "." + kv.first.Scalar()] = internal::LocOf(file_, kv.second);
+        }
+      }
+    }
     internal::CheckTemplates(file_, e.value, &param_names_, diags_);
   }
 

@@ -38,6 +38,7 @@ const StepKindRegistry& StepKindRegistry::Default() {
     r->Add(MakeTrainStep());
     r->Add(MakeEvaluateStep());
     r->Add(MakeRegisterStep());
+    r->Add(MakeBatchStep());
     return r;
   }();
   return *registry;
