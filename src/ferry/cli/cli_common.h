@@ -73,5 +73,8 @@ void RegisterValidateDataCommand(CLI::App& app, GlobalOptions& g, int& rc);
 void RegisterModelsCommand(CLI::App& app, GlobalOptions& g, int& rc);
 void RegisterExperimentsCommand(CLI::App& app, GlobalOptions& g, int& rc);
 void RegisterPredictCommand(CLI::App& app, GlobalOptions& g, int& rc);
+void RegisterLabelsCommand(CLI::App& app, GlobalOptions& g, int& rc);
+void RegisterMonitorCommand(CLI::App& app, GlobalOptions& g, int& rc);
+void RegisterMonitorRunsCommand(CLI::App& app, GlobalOptions& g, int& rc);
 
 }  // namespace ferry::cli
