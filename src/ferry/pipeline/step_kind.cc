@@ -38,6 +38,8 @@ const StepKindRegistry& StepKindRegistry::Default() {
     r->Add(MakeTrainStep());
     r->Add(MakeEvaluateStep());
     r->Add(MakeRegisterStep());
+    r->Add(MakeMonitorStep());
+    r->Add(MakeInferenceLogStep());
     return r;
   }();
   return *registry;
