@@ -75,5 +75,8 @@ void RegisterExperimentsCommand(CLI::App& app, GlobalOptions& g, int& rc);
 void RegisterPredictCommand(CLI::App& app, GlobalOptions& g, int& rc);
 void RegisterBatchCommand(CLI::App& app, GlobalOptions& g, int& rc);
 void RegisterBatchJobsCommand(CLI::App& app, GlobalOptions& g, int& rc);
+void RegisterLabelsCommand(CLI::App& app, GlobalOptions& g, int& rc);
+void RegisterMonitorCommand(CLI::App& app, GlobalOptions& g, int& rc);
+void RegisterMonitorRunsCommand(CLI::App& app, GlobalOptions& g, int& rc);
 
 }  // namespace ferry::cli

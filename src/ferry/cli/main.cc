@@ -37,6 +37,9 @@ int main(int argc, char** argv) {
   ferry::cli::RegisterBatchCommand(app, global, rc);
   ferry::cli::RegisterBatchJobsCommand(app, global, rc);
   ferry::cli::RegisterTaskCommand(app, global, rc);
+  ferry::cli::RegisterLabelsCommand(app, global, rc);
+  ferry::cli::RegisterMonitorCommand(app, global, rc);
+  ferry::cli::RegisterMonitorRunsCommand(app, global, rc);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -39,6 +39,8 @@ const StepKindRegistry& StepKindRegistry::Default() {
     r->Add(MakeEvaluateStep());
     r->Add(MakeRegisterStep());
     r->Add(MakeBatchStep());
+    r->Add(MakeMonitorStep());
+    r->Add(MakeInferenceLogStep());
     return r;
   }();
   return *registry;

@@ -90,6 +90,8 @@ std::unique_ptr<StepKind> MakeTrainStep();
 std::unique_ptr<StepKind> MakeEvaluateStep();
 std::unique_ptr<StepKind> MakeRegisterStep();
 std::unique_ptr<StepKind> MakeBatchStep();
+std::unique_ptr<StepKind> MakeMonitorStep();
+std::unique_ptr<StepKind> MakeInferenceLogStep();
 
 // Parses and validates a pipeline file with the kinds of `registry`: config checks plus each
 // kind's own checks, all errors reported at once.
