@@ -62,8 +62,8 @@ fi
 if [[ -f clients/simulate_week.py ]]; then
   echo
   echo "== a week of traffic: seven daily files, 'charges' drifting upwards"
-  rm -rf .ferry/week
-  python3 clients/simulate_week.py traffic --out .ferry/week
+  # Made once: running the example again finds the batch job done (the same files) and says so.
+  [[ -d .ferry/week ]] || python3 clients/simulate_week.py traffic --out .ferry/week
   echo "== batch-score them with the champion (rows also go to endpoint churn's inference log)"
   "$ferry" batch churn:champion --input '.ferry/week/day-*.csv' --output .ferry/week/scored \
     --log-endpoint churn --time-column ts --wait

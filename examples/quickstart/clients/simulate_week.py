@@ -6,7 +6,7 @@
 
 `traffic` writes one file per UTC day of the last seven days (today excluded), rows shaped like
 the CRM's customers with a `ts` column giving each row's time. One feature drifts: `charges` rises
-by about 8 a day, as if a price change reached new customers. `ferry batch ... --time-column ts
+by about 12 a day, as if a price change reached new customers. `ferry batch ... --time-column ts
 --log-endpoint churn` scores them and files each row in the endpoint's inference log at its time.
 
 `outcomes` reads the scored files (they carry each row's prediction and transaction id) and
@@ -39,7 +39,7 @@ def traffic(args):
             for _ in range(args.rows):
                 customer += 1
                 at = day + dt.timedelta(seconds=rng.randrange(86400))
-                charges = round(min(rng.uniform(20, 120) + 8 * k, 200), 2)
+                charges = round(rng.uniform(20, 120) + 12 * k, 2)
                 w.writerow([customer, f"{day:%Y-%m-%d}", rng.randint(1, 72), rng.choice(PLANS),
                             charges, rng.randint(0, 6), at.strftime("%Y-%m-%dT%H:%M:%SZ")])
         print(f"  {path}: {args.rows} rows")
@@ -70,7 +70,7 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("traffic")
     t.add_argument("--out", required=True)
-    t.add_argument("--rows", type=int, default=400)
+    t.add_argument("--rows", type=int, default=3000)
     t.add_argument("--seed", type=int, default=11)
     o = sub.add_parser("outcomes")
     o.add_argument("--scored", required=True)

@@ -356,6 +356,13 @@ absl::StatusOr<state::JobRecord> SubmitBatchJob(state::StateStore& store,
   key.Field(spec.model);
   key.Field(std::to_string(spec.model_version));
   for (const std::string& in : spec.inputs) key.Field(in);
+  // The files the patterns match now, so that new files arriving under the same pattern make a
+  // new job, while a re-run over the same files (after a crash) finds this one and resumes it.
+  for (const Input& in : inputs) {
+    key.Field(in.uri);
+    key.Field(std::to_string(in.size));
+    key.Field(std::to_string(in.mtime));
+  }
   key.Field("output");
   key.Field(spec.output);
   FERRY_ASSIGN_OR_RETURN(
@@ -613,6 +620,16 @@ absl::StatusOr<BatchResult> RunBatchJob(state::StateStore& store, storage::Artif
     report(true);
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     absl::Status saved = store.SetJobResult(job_id, kRunning, BatchResultToJson(result).dump());
+    if (absl::IsFailedPrecondition(saved)) {
+      // `ferry batch-job stop` moved the job to stopping while this file was scored: record the
+      // file (it is committed) and stop here.
+      absl::StatusOr<state::JobRecord> now = store.GetJob(job_id);
+      if (now.ok() && now->state == kStopping) {
+        saved = store.SetJobResult(job_id, kStopping, BatchResultToJson(result).dump());
+        if (!saved.ok()) return fail(saved);
+        break;
+      }
+    }
     if (!saved.ok()) return fail(saved);
   }
 

@@ -17,6 +17,7 @@
 #include "ferry/common/status.h"
 #include "ferry/data/drift.h"
 #include "ferry/data/profile.h"
+#include "ferry/model/bundle.h"
 #include "ferry/model/metrics.h"
 #include "ferry/monitor/internal/window_records.h"
 #include "ferry/monitor/labels.h"
@@ -109,31 +110,47 @@ absl::StatusOr<Baseline> LoadBaseline(storage::ArtifactStore& lake, const std::s
   }
   FERRY_ASSIGN_OR_RETURN(std::optional<data::Profile> bundled,
                          ReadProfile(lake, dir + "/profile.json"));
-  if (bundled && Covers(*bundled, b.inputs)) {
+  // A model with a bundled transform was trained on transformed features (standardized,
+  // one-hot): its bundle's profile is of those, not of the raw inputs a request carries, even
+  // where the names agree. Its raw baseline is the profile of the dataset the transform read.
+  const json transform = b.meta.value("transform", json(nullptr));
+  const bool transformed = transform.is_object() && !transform.empty();
+  if (!transformed && bundled && Covers(*bundled, b.inputs)) {
     b.profile = std::move(*bundled);
     b.source = "model";
     b.has_profile = true;
     return b;
   }
-  // The bundle's profile describes transformed features: take the raw profile of the training
-  // dataset version named in model.json.
   const json ds = b.meta.value("dataset", json(nullptr));
   if (ds.is_object() && ds.value("name", "") != "" && ds.value("version", "") != "") {
     auto ds_dir = storage::layout::DatasetVersion(ds.value("name", ""), ds.value("version", ""));
     if (ds_dir.ok()) {
-      const std::string part = ds.value("part", "data");
-      const std::string file =
-          part.empty() || part == "data" ? "profile.json" : part + ".profile.json";
-      FERRY_ASSIGN_OR_RETURN(std::optional<data::Profile> raw,
-                             ReadProfile(lake, *ds_dir + "/" + file));
-      if (!raw) {
-        FERRY_ASSIGN_OR_RETURN(raw, ReadProfile(lake, *ds_dir + "/profile.json"));
+      std::vector<std::string> candidates;
+      // The transform's input dataset (manifest "inputs"), whole: the raw rows it read.
+      if (auto manifest = lake.Get(*ds_dir + "/manifest.json"); manifest.ok()) {
+        const json m = json::parse(*manifest, nullptr, false);
+        if (m.is_object() && m.contains("inputs") && m["inputs"].is_array()) {
+          for (const json& in : m["inputs"]) {
+            if (!in.is_object()) continue;
+            auto in_dir =
+                storage::layout::DatasetVersion(in.value("dataset", ""), in.value("version", ""));
+            if (in_dir.ok()) candidates.push_back(*in_dir + "/profile.json");
+          }
+        }
       }
-      if (raw && Covers(*raw, b.inputs)) {
-        b.profile = std::move(*raw);
-        b.source = "dataset";
-        b.has_profile = true;
-        return b;
+      const std::string part = ds.value("part", "data");
+      candidates.push_back(
+          *ds_dir + "/" +
+          (part.empty() || part == "data" ? "profile.json" : part + ".profile.json"));
+      candidates.push_back(*ds_dir + "/profile.json");
+      for (const std::string& key : candidates) {
+        FERRY_ASSIGN_OR_RETURN(std::optional<data::Profile> raw, ReadProfile(lake, key));
+        if (raw && Covers(*raw, b.inputs)) {
+          b.profile = std::move(*raw);
+          b.source = "dataset";
+          b.has_profile = true;
+          return b;
+        }
       }
     }
   }
@@ -476,9 +493,15 @@ absl::StatusOr<Built> BuildReport(storage::ArtifactStore& lake, const MonitorSpe
   std::vector<const data::ColumnProfile*> base_cols;
   std::set<std::string> input_set(baseline.inputs.begin(), baseline.inputs.end());
   const std::string target = baseline.meta.is_object() ? baseline.meta.value("target", "") : "";
+  // Columns the bundled transform drops first (an id, a date) are optional in a request and
+  // never reach the model: neither their drift nor their absence says anything about it.
+  const std::vector<std::string> optional =
+      baseline.meta.is_object() ? model::OptionalInputs(baseline.meta) : std::vector<std::string>{};
+  const std::set<std::string> optional_set(optional.begin(), optional.end());
   if (baseline.has_profile) {
     if (!baseline.inputs.empty()) {
       for (const std::string& n : baseline.inputs) {
+        if (optional_set.count(n)) continue;
         if (const auto* c = baseline.profile.Find(n)) base_cols.push_back(c);
       }
     } else {
