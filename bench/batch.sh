@@ -9,13 +9,12 @@
 # label of the 100k training rows (not scored) from the sigmoid of a linear function of x0..x9.
 # Both sides train their own logistic regression on the training rows (untimed): ferry through
 # batch_bench prepare (FindModelType("logistic_regression")->Fit, a bundle in a lake, registered
-# as bench:1); scikit-learn through LogisticRegression().fit, pickled.
+# as bench:1 in a project whose ferry.yaml names that lake and state store); scikit-learn
+# through LogisticRegression().fit, pickled.
 #
 # What is timed, each as a whole process by hyperfine (start-up and imports included):
-#   ferry           batch_bench score: SubmitBatchJob + RunBatchJob (model bench:1, the CSV, a
-#                   local output folder) -- what `ferry batch bench:1 --input ... --output ...
-#                   --wait` runs; every row gets prediction, probability_0/1, a UUIDv7
-#                   transaction_id and the model
+#   ferry           `ferry batch bench:1 --input score.csv --output out --wait`: every row gets
+#                   prediction, probability_0/1, a UUIDv7 transaction_id and the model
 #   pandas_sklearn  bench/batch_sklearn.py score: pd.read_csv, predict_proba, the same new columns
 #                   but the transaction ids, DataFrame.to_csv
 # Writes bench/results/batch.json. Exits non-zero when a tool fails or is missing.
@@ -27,11 +26,13 @@ TRAIN_ROWS=${TRAIN_ROWS:-100000}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
 BATCH_BENCH=${BATCH_BENCH:-$root/build/src/ferry/batch/batch_bench}
+FERRY=${FERRY:-$root/build/ferry}
 OUT=${OUT:-$here/results/batch.json}
 PYTHON=${PYTHON:-/usr/bin/python3}
 
 die() { echo "bench/batch.sh: $*" >&2; exit 2; }
 [[ -x "$BATCH_BENCH" ]] || die "no batch_bench at $BATCH_BENCH; run \`ninja -C build batch_bench\`"
+[[ -x "$FERRY" ]] || die "no ferry at $FERRY; run \`make build\`"
 command -v hyperfine >/dev/null || die "hyperfine is not installed; run \`scripts/install-deps.sh --bench\`"
 "$PYTHON" -c 'import numpy, pandas, sklearn' 2>/dev/null ||
   die "PYTHON=$PYTHON cannot import numpy, pandas and sklearn; install python3-pandas and python3-sklearn"
@@ -42,12 +43,15 @@ trap 'rm -rf "$work"' EXIT
 echo "generating $ROWS rows x 20 features (+ $TRAIN_ROWS training rows)..." >&2
 "$PYTHON" "$here/batch_data.py" "$ROWS" "$TRAIN_ROWS" "$work/score.csv" "$work/train.csv"
 "$BATCH_BENCH" prepare "$work/ferry" "$work/train.csv" y
+printf 'state: sqlite://state.db\nlake: file://lake\n' >"$work/ferry/ferry.yaml"
+cp "$work/ferry/state.db" "$work/state.db.clean"
 "$PYTHON" "$here/batch_sklearn.py" train "$work/train.csv" "$work/model.pkl"
 
-# Each ferry run is a new job (a new output folder), so nothing is skipped as already committed.
+# Each ferry run starts from the registered model alone (the state store as prepared), so it is a
+# new job: the same command over the same files would otherwise find the last run's job done.
 hyperfine -N --style basic --runs "$REPEAT" --export-json "$work/ferry.json" \
-  --prepare "rm -rf $work/out-ferry" \
-  "$BATCH_BENCH score $work/ferry $work/score.csv $work/out-ferry" >&2
+  --prepare "sh -c 'rm -rf $work/out-ferry $work/ferry/state.db-wal $work/ferry/state.db-shm && cp $work/state.db.clean $work/ferry/state.db'" \
+  "$FERRY -C $work/ferry batch bench:1 --input $work/score.csv --output $work/out-ferry --wait" >&2
 hyperfine -N --style basic --runs "$REPEAT" --export-json "$work/pandas.json" \
   "$PYTHON $here/batch_sklearn.py score $work/model.pkl $work/score.csv $work/out-pandas.csv" >&2
 

@@ -364,7 +364,8 @@ class BatchTest(FerryTestCase):
         text = r.out + r.err
         self.assertRegex(text, r"badscore\.yaml:5:\d+: error: .*unknown key 'inptu'.*input")
         self.assertRegex(text, r"badscore\.yaml:6:\d+: error: .*threads")
-        self.assertRegex(text, r"badscore\.yaml:3:\d+: error: .*needs input")
+        # The mapping that lacks the key: it starts on line 4.
+        self.assertRegex(text, r"badscore\.yaml:4:\d+: error: .*needs input")
 
 
 if __name__ == "__main__":

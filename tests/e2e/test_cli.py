@@ -160,7 +160,8 @@ class StatesTest(FerryTestCase):
         self.assertNotIn(("failed", "running"), edges)  # a retry waits for its backoff
         j = json.loads(p.ok("states", "--json").out)
         self.assertEqual([k["kind"] for k in j], ["PipelineRun", "TaskRun", "ModelVersion",
-                                                  "Endpoint", "Deployment"])
+                                                  "Endpoint", "Deployment", "BatchJob",
+                                                  "MonitorRun"])
         self.assertEqual(json.loads(p.ok("states", "pipeline_run", "--json").out)[0]["kind"],
                          "PipelineRun")
         r = p.ferry("states", "Nope")

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -209,6 +210,18 @@ std::string TempPath(const OutputDir& out, const std::string& rel) {
   std::replace(flat.begin(), flat.end(), '/', '_');
   return fmt::format("{}/ferry-batch-{}-{}", std::filesystem::temp_directory_path().string(),
                      ::getpid(), flat);
+}
+
+// Removes the temp files ("<dir>/.tmp-<pid>-<name>") that a killed process left in `dir`: those
+// of processes no longer alive. A live process's temp files are its own business.
+void RemoveDeadTempFiles(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(".tmp-", 0) != 0) continue;
+    const int64_t pid = std::atoll(name.c_str() + 5);
+    if (pid > 0 && !PidAlive(pid)) std::filesystem::remove(entry.path(), ec);
+  }
 }
 
 absl::Status CommitFile(storage::ArtifactStore& lake, const OutputDir& out, const std::string& rel,
@@ -564,6 +577,8 @@ absl::StatusOr<BatchResult> RunBatchJob(state::StateStore& store, storage::Artif
     if (!out->lake) {
       absl::Status made = MakeDirs(out->base + "/_quarantine");
       if (!made.ok()) return fail(made);
+      RemoveDeadTempFiles(out->base);
+      RemoveDeadTempFiles(out->base + "/_quarantine");
     }
     const std::string temp = TempPath(*out, name);
     const std::string qname = QuarantineName(name);
@@ -632,6 +647,9 @@ absl::StatusOr<BatchResult> RunBatchJob(state::StateStore& store, storage::Artif
     }
     if (!saved.ok()) return fail(saved);
   }
+
+  // The quarantine folder of a local output is made before each file; left empty, it goes.
+  if (!out->lake) ::rmdir((out->base + "/_quarantine").c_str());
 
   absl::Status logged = close_log();
   if (!logged.ok()) {

@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_join.h"
+#include "ferry/audit/inference_log.h"
 #include "ferry/common/ids.h"
 #include "ferry/common/status.h"
 #include "ferry/data/drift.h"
@@ -829,6 +830,20 @@ absl::StatusOr<MonitorOutcome> RunMonitor(state::StateStore& store, storage::Art
     return absl::InvalidArgumentError("monitor: stale_after_hours must be positive");
   }
   const absl::Time now = spec.now == absl::InfinitePast() ? clock.Now() : spec.now;
+  // An endpoint the store does not know may still have a log (a batch job's --log-endpoint);
+  // with neither, the name is a typo.
+  if (absl::StatusOr<state::EndpointRecord> e = store.GetEndpoint(spec.endpoint);
+      absl::IsNotFound(e.status())) {
+    FERRY_ASSIGN_OR_RETURN(std::vector<std::string> segments,
+                           audit::ListInferenceSegments(lake, spec.endpoint, absl::UnixEpoch(),
+                                                        absl::InfiniteFuture()));
+    if (segments.empty()) {
+      return absl::NotFoundError(
+          fmt::format("monitor: no endpoint '{}' and no inference log under inference/{}/; "
+                      "`ferry endpoints` lists the endpoints",
+                      spec.endpoint, spec.endpoint));
+    }
+  }
   state::NewJob job;
   job.id = state::NewJobId('m', clock);
   job.kind = state::MonitorRunKind().name;

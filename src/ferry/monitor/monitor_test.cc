@@ -284,6 +284,7 @@ TEST_F(MonitorTest, EachQualityCheckFires) {
 }
 
 TEST_F(MonitorTest, NoTrafficPassesWithDefaultsAndIsStale) {
+  ASSERT_TRUE(store_->CreateEndpoint({.name = "churn"}).ok());
   MonitorSpec spec{.endpoint = "churn", .now = kNow};
   auto out = RunMonitor(*store_, *lake_, spec, clock_, "tester");
   ASSERT_TRUE(out.ok()) << out.status();
@@ -298,6 +299,10 @@ TEST_F(MonitorTest, BadSpecAndFailedRun) {
   MonitorSpec bad{.endpoint = "../x", .now = kNow};
   EXPECT_EQ(RunMonitor(*store_, *lake_, bad, clock_, "t").status().code(),
             absl::StatusCode::kInvalidArgument);
+  // Neither an endpoint nor a log of that name: a typo, and no run is made.
+  MonitorSpec unknown{.endpoint = "nosuch", .now = kNow};
+  EXPECT_EQ(RunMonitor(*store_, *lake_, unknown, clock_, "t").status().code(),
+            absl::StatusCode::kNotFound);
   std::string csv;
   WriteWeek(*lake_, &csv);
   MonitorSpec seg{.endpoint = "churn", .segment_by = {"region"}, .now = kNow};
