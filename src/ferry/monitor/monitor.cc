@@ -372,8 +372,8 @@ struct Series {
 };
 
 Series DailySeries(const Labelled& l, const std::vector<size_t>& idx,
-                   const std::vector<int64_t>& day_of, int64_t first_day,
-                   const std::vector<std::string>& metrics, const std::string& metric) {
+                   const std::vector<int64_t>& day_of, const std::vector<std::string>& metrics,
+                   const std::string& metric) {
   std::map<int64_t, std::vector<size_t>> by_day;
   for (size_t i : idx) by_day[day_of[l.rows[i]]].push_back(i);
   Series s;
@@ -388,7 +388,8 @@ Series DailySeries(const Labelled& l, const std::vector<size_t>& idx,
     s.daily.push_back(std::move(d));
     auto it = m.find(metric);
     if (it != m.end() && std::isfinite(it->second)) {
-      xs.push_back(static_cast<double>(day - first_day));
+      // Days since the series' first day: the intercept is the fitted value on daily[0].
+      xs.push_back(static_cast<double>(day - by_day.begin()->first));
       ys.push_back(it->second);
     }
   }
@@ -465,7 +466,6 @@ absl::StatusOr<Built> BuildReport(storage::ArtifactStore& lake, const MonitorSpe
   }
   std::map<int64_t, std::vector<size_t>> live_by_day;
   for (size_t r : live) live_by_day[day_of[r]].push_back(r);
-  const int64_t first_day = DayIndex(from);
 
   // Segments: (label "plan=pro", rows).
   std::vector<std::pair<std::string, std::vector<size_t>>> segments;
@@ -698,7 +698,7 @@ absl::StatusOr<Built> BuildReport(storage::ArtifactStore& lake, const MonitorSpe
     }
     std::vector<size_t> all(l.rows.size());
     for (size_t i = 0; i < all.size(); ++i) all[i] = i;
-    Series overall = DailySeries(l, all, day_of, first_day, metrics, metric);
+    Series overall = DailySeries(l, all, day_of, metrics, metric);
     const auto level = Metrics(l, all);
     for (const auto& [name, v] : level) {
       rb.Evaluate(name, nullptr, nullptr, v,
@@ -716,7 +716,7 @@ absl::StatusOr<Built> BuildReport(storage::ArtifactStore& lake, const MonitorSpe
         if (it != pos.end()) idx.push_back(it->second);
       }
       if (idx.empty()) continue;
-      Series s = DailySeries(l, idx, day_of, first_day, metrics, metric);
+      Series s = DailySeries(l, idx, day_of, metrics, metric);
       for (const auto& [name, v] : Metrics(l, idx)) {
         rb.Evaluate(name, nullptr, label, v,
                     fmt::format("{} labelled rows over the window", idx.size()));
