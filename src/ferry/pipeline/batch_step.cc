@@ -51,10 +51,6 @@ const std::vector<std::string>& BatchKeys() {
   return keys;
 }
 
-bool Templated(const json& v) {
-  return v.is_string() && v.get<std::string>().find("{{") != std::string::npos;
-}
-
 std::atomic<bool> g_stop{false};
 void OnStop(int) { g_stop.store(true); }
 
@@ -126,20 +122,20 @@ class BatchStep final : public StepKind {
         diags->Add(loc(key), fmt::format("step '{}': batch.{} must be text", step.name, key));
       }
     }
-    if (b.contains("threads") && !Templated(b["threads"]) &&
+    if (b.contains("threads") && !model_steps::Templated(b["threads"]) &&
         !(b["threads"].is_number_integer() && b["threads"].get<int64_t>() >= 0)) {
       diags->Add(loc("threads"),
                  fmt::format("step '{}': batch.threads must be a whole number >= 0 (0 = one per "
                              "core)",
                              step.name));
     }
-    if (b.contains("max_bad_rows") && !Templated(b["max_bad_rows"]) &&
+    if (b.contains("max_bad_rows") && !model_steps::Templated(b["max_bad_rows"]) &&
         !(b["max_bad_rows"].is_number_integer() && b["max_bad_rows"].get<int64_t>() >= 0)) {
       diags->Add(
           loc("max_bad_rows"),
           fmt::format("step '{}': batch.max_bad_rows must be a whole number >= 0", step.name));
     }
-    if (b.contains("max_bad_fraction") && !Templated(b["max_bad_fraction"]) &&
+    if (b.contains("max_bad_fraction") && !model_steps::Templated(b["max_bad_fraction"]) &&
         !(b["max_bad_fraction"].is_number() && b["max_bad_fraction"].get<double>() >= 0 &&
           b["max_bad_fraction"].get<double>() <= 1)) {
       diags->Add(

@@ -26,6 +26,7 @@
 #include "ferry/data/table.h"
 #include "ferry/monitor/dataset.h"
 #include "ferry/pipeline/data_steps.h"
+#include "ferry/pipeline/model_steps.h"
 #include "ferry/pipeline/resolve.h"
 #include "ferry/pipeline/step_kind.h"
 #include "ferry/storage/artifact_store.h"
@@ -35,10 +36,6 @@ namespace ferry::pipeline {
 namespace {
 
 using json = nlohmann::json;
-
-bool Templated(const json& v) {
-  return v.is_string() && v.get<std::string>().find("{{") != std::string::npos;
-}
 
 std::string Iso(absl::Time t) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
@@ -68,22 +65,7 @@ class InferenceLogStep final : public StepKind {
                           it.key()));
       }
     }
-    if (!m.contains("endpoint") || !m["endpoint"].is_string()) {
-      error("endpoint: name the endpoint whose inference log to read (endpoint: churn)");
-    } else if (!Templated(m["endpoint"]) && !IsValidName(m["endpoint"].get<std::string>())) {
-      error(fmt::format("endpoint '{}' is not a valid name (letters, digits, _ . -)",
-                        m["endpoint"].get<std::string>()));
-    }
-    if (m.contains("window")) {
-      const json& w = m["window"];
-      absl::StatusOr<absl::Duration> d =
-          w.is_string()
-              ? ParseDuration(w.get<std::string>())
-              : absl::StatusOr<absl::Duration>(absl::InvalidArgumentError("not a string"));
-      if (!Templated(w) && (!d.ok() || *d <= absl::ZeroDuration())) {
-        error(fmt::format("window {}: write a positive duration like 1d, 36h, 30d", w.dump()));
-      }
-    }
+    model_steps::CheckEndpointAndWindow(m, "read", "30d", error);
     if (m.contains("join_labels") && !m["join_labels"].is_boolean()) {
       error("join_labels must be true or false");
     }
@@ -91,8 +73,8 @@ class InferenceLogStep final : public StepKind {
       error("label must name the label column (label: churned)");
     }
     if (m.contains("dataset") &&
-        (!m["dataset"].is_string() ||
-         (!Templated(m["dataset"]) && !IsValidName(m["dataset"].get<std::string>())))) {
+        (!m["dataset"].is_string() || (!model_steps::Templated(m["dataset"]) &&
+                                       !IsValidName(m["dataset"].get<std::string>())))) {
       error("dataset must be a name (letters, digits, _ . -)");
     }
   }

@@ -10,7 +10,9 @@
 #include <limits>
 
 #include "ferry/common/fs.h"
+#include "ferry/common/ids.h"
 #include "ferry/common/status.h"
+#include "ferry/common/units.h"
 #include "ferry/config/project.h"
 #include "ferry/model/metrics.h"
 #include "ferry/pipeline/data_steps.h"
@@ -281,6 +283,32 @@ double MaxAbsDiff(const model::Predictions& a, const model::Predictions& b) {
     worst = std::max(worst, d);
   }
   return worst;
+}
+
+bool Templated(const nlohmann::json& value) {
+  return value.is_string() && value.get<std::string>().find("{{") != std::string::npos;
+}
+
+void CheckEndpointAndWindow(const nlohmann::json& m, std::string_view purpose,
+                            std::string_view example_window,
+                            const std::function<void(const std::string&)>& error) {
+  if (!m.contains("endpoint") || !m["endpoint"].is_string()) {
+    error(fmt::format("endpoint: name the endpoint whose inference log to {} (endpoint: churn)",
+                      purpose));
+  } else if (!Templated(m["endpoint"]) && !IsValidName(m["endpoint"].get<std::string>())) {
+    error(fmt::format("endpoint '{}' is not a valid name (letters, digits, _ . -)",
+                      m["endpoint"].get<std::string>()));
+  }
+  if (m.contains("window")) {
+    const nlohmann::json& w = m["window"];
+    absl::StatusOr<absl::Duration> d =
+        w.is_string() ? ParseDuration(w.get<std::string>())
+                      : absl::StatusOr<absl::Duration>(absl::InvalidArgumentError("not a string"));
+    if (!Templated(w) && (!d.ok() || *d <= absl::ZeroDuration())) {
+      error(fmt::format("window {}: write a positive duration like 1d, 36h, {}", w.dump(),
+                        example_window));
+    }
+  }
 }
 
 }  // namespace ferry::pipeline::model_steps

@@ -3,10 +3,12 @@
 // store), folder copies, the `model:` field, and running a Python model's command under the
 // runner contract (docs/python-models.md). Stateless functions; thread-safe.
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -31,6 +33,18 @@ absl::Status LinkTree(const std::string& from, const std::string& to);
 // The local folder of an artifact URI of `lake` (a registered version's artifact_uri); an
 // absolute file:// URI of another lake root (a copied project) is read where it is.
 absl::StatusOr<std::string> ArtifactFolder(storage::ArtifactStore& lake, const std::string& uri);
+
+// Whether a config value is a template ("{{ params.days }}"): such values are checked once
+// resolved, when the task runs.
+bool Templated(const nlohmann::json& value);
+
+// Checks the `endpoint:` (required, a valid name) and `window:` (optional, a positive duration)
+// keys of a monitoring step's map (monitor, inference_log), calling `error` once per problem.
+// `purpose` completes "name the endpoint whose inference log to ..."; `example_window` is shown
+// in the window's error ("7d").
+void CheckEndpointAndWindow(const nlohmann::json& m, std::string_view purpose,
+                            std::string_view example_window,
+                            const std::function<void(const std::string&)>& error);
 
 // Checks a train step's `model:` map: either `type:` (a built-in) or `command:` (a Python model),
 // `target:`, optional `hyperparameters:` (a map). Adds one error per problem.

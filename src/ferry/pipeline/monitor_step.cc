@@ -47,10 +47,6 @@ const std::set<std::string>& MonitorKeys() {
   return keys;
 }
 
-bool Templated(const json& v) {
-  return v.is_string() && v.get<std::string>().find("{{") != std::string::npos;
-}
-
 // `alert:` as the text ParseAlertRules reads: a string as it is, a map {psi: "> 0.2"} as
 // "psi > 0.2,...". InvalidArgument for anything else.
 absl::StatusOr<std::string> AlertText(const json& alert) {
@@ -96,27 +92,12 @@ class MonitorStep final : public StepKind {
                         it.key()));
       }
     }
-    if (!m.contains("endpoint") || !m["endpoint"].is_string()) {
-      error("endpoint: name the endpoint whose inference log to watch (endpoint: churn)");
-    } else if (!Templated(m["endpoint"]) && !IsValidName(m["endpoint"].get<std::string>())) {
-      error(fmt::format("endpoint '{}' is not a valid name (letters, digits, _ . -)",
-                        m["endpoint"].get<std::string>()));
-    }
-    if (m.contains("window")) {
-      const json& w = m["window"];
-      absl::StatusOr<absl::Duration> d =
-          w.is_string()
-              ? ParseDuration(w.get<std::string>())
-              : absl::StatusOr<absl::Duration>(absl::InvalidArgumentError("not a string"));
-      if (!Templated(w) && (!d.ok() || *d <= absl::ZeroDuration())) {
-        error(fmt::format("window {}: write a positive duration like 1d, 36h, 7d", w.dump()));
-      }
-    }
+    model_steps::CheckEndpointAndWindow(m, "watch", "7d", error);
     if (m.contains("alert")) {
       absl::StatusOr<std::string> text = AlertText(m["alert"]);
       if (!text.ok()) {
         error(std::string(text.status().message()));
-      } else if (!Templated(m["alert"])) {
+      } else if (!model_steps::Templated(m["alert"])) {
         absl::StatusOr<std::vector<monitor::AlertRule>> rules = monitor::ParseAlertRules(*text);
         if (!rules.ok()) error(fmt::format("alert: {}", rules.status().message()));
       }
