@@ -61,7 +61,7 @@ trap 'exit 143' TERM
 mkdir -p "$work/timings" "$work/logs" "$work/bin"
 # A private copy of the binary: a rebuild during the bench cannot mix two versions in one table.
 cp "$DATA_BENCH" "$work/bin/data_bench"
-bench_src=$DATA_BENCH
+bench_src=$(realpath --relative-to="$root" "$DATA_BENCH")  # no machine paths in the results
 bench_built=$(date -u -r "$bench_src" +%Y-%m-%dT%H:%M:%SZ)
 ferry_commit=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
 

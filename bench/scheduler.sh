@@ -52,7 +52,7 @@ trap 'exit 143' TERM
 mkdir -p "$work/timings" "$work/logs" "$work/bin"
 # A private copy of the binary: a rebuild during the bench cannot mix two versions in one table.
 cp "$FERRY" "$work/bin/ferry"
-ferry_src=$FERRY
+ferry_src=$(realpath --relative-to="$root" "$FERRY")  # no machine paths in the results
 ferry_built=$(date -u -r "$ferry_src" +%Y-%m-%dT%H:%M:%SZ)
 ferry_commit=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
 FERRY=$work/bin/ferry
