@@ -56,27 +56,28 @@ if [[ -f clients/invoke.py ]]; then
 fi
 
 # Batch scoring and monitoring (docs/batch.md, docs/monitoring.md), when the example simulates a
-# week: score seven daily files (each row filed in the endpoint's inference log at its own time),
-# label them with outcomes that drift away from the predictions, and let the monitor measure the
-# drift and the degradation rate.
+# week: score seven daily files (each row filed at its own time in the inference log of
+# `churn-week`, kept apart from the live endpoint's traffic above so that the week reads the same
+# on every run), label them with outcomes that drift away from the predictions, and let the
+# monitor measure the drift and the degradation rate.
 if [[ -f clients/simulate_week.py ]]; then
   echo
   echo "== a week of traffic: seven daily files, 'charges' drifting upwards"
   # Made once: running the example again finds the batch job done (the same files) and says so.
   [[ -d .ferry/week ]] || python3 clients/simulate_week.py traffic --out .ferry/week
-  echo "== batch-score them with the champion (rows also go to endpoint churn's inference log)"
+  echo "== batch-score them with the champion (each row also goes to the inference log of churn-week)"
   "$ferry" batch churn:champion --input '.ferry/week/day-*.csv' --output .ferry/week/scored \
-    --log-endpoint churn --time-column ts --wait
+    --log-endpoint churn-week --time-column ts --wait
   "$ferry" batch-jobs --limit 1
   echo
   echo "== the outcomes arrive: labels joined by transaction id"
   python3 clients/simulate_week.py outcomes --scored .ferry/week/scored \
     --out .ferry/week/outcomes.csv
-  "$ferry" labels churn --input .ferry/week/outcomes.csv --id-column transaction_id --label churned
+  "$ferry" labels churn-week --input .ferry/week/outcomes.csv --id-column transaction_id --label churned
   echo
   echo "== monitor the week (exit 3 means an alert was raised: expected here)"
   rc=0
-  "$ferry" monitor churn --window 8d --segment plan || rc=$?
+  "$ferry" monitor churn-week --window 8d --segment plan || rc=$?
   [[ $rc == 0 || $rc == 3 ]] || exit "$rc"
 fi
 echo

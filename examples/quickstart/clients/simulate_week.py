@@ -7,7 +7,7 @@
 `traffic` writes one file per UTC day of the last seven days (today excluded), rows shaped like
 the CRM's customers with a `ts` column giving each row's time. One feature drifts: `charges` rises
 by about 12 a day, as if a price change reached new customers. `ferry batch ... --time-column ts
---log-endpoint churn` scores them and files each row in the endpoint's inference log at its time.
+--log-endpoint churn-week` scores them and files each row in the endpoint's inference log at its time.
 
 `outcomes` reads the scored files (they carry each row's prediction and transaction id) and
 writes what "really happened": on day k of the week the outcome agrees with the prediction with
