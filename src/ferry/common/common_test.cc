@@ -4,6 +4,7 @@
 #include "ferry/common/fs.h"
 #include "ferry/common/hash.h"
 #include "ferry/common/ids.h"
+#include "ferry/common/strings.h"
 #include "ferry/common/units.h"
 #include "gtest/gtest.h"
 
@@ -100,6 +101,20 @@ TEST(FsTest, AtomicWriteAndPaths) {
   EXPECT_EQ(AbsolutePath("/abs//p/", "/base"), "/abs/p");
   ASSERT_TRUE(RemoveAll(dir).ok());
   EXPECT_FALSE(PathExists(dir));
+}
+
+}  // namespace
+}  // namespace ferry
+
+namespace ferry {
+namespace {
+
+TEST(StringsTest, TrimSpaceAndSplitAny) {
+  EXPECT_EQ(TrimSpace(" \t psi > 0.2 \r\n"), "psi > 0.2");
+  EXPECT_EQ(TrimSpace("   "), "");
+  EXPECT_EQ(TrimSpace(""), "");
+  EXPECT_EQ(SplitAny("a,,b\nc", ",\n"), (std::vector<std::string_view>{"a", "", "b", "c"}));
+  EXPECT_EQ(SplitAny("", ","), (std::vector<std::string_view>{""}));
 }
 
 }  // namespace

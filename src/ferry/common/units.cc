@@ -4,27 +4,22 @@
 #include <charconv>
 #include <cmath>
 
+#include "ferry/common/strings.h"
 #include "fmt/format.h"
 
 namespace ferry {
 namespace {
 
 // Splits "12.5ms" into 12.5 and "ms".
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
-
 bool SplitNumber(std::string_view text, double* value, std::string_view* unit) {
-  text = Trim(text);
+  text = TrimSpace(text);
   size_t i = 0;
   while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.'))
     ++i;
   if (i == 0) return false;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + i, *value);
   if (ec != std::errc() || ptr != text.data() + i) return false;
-  *unit = Trim(text.substr(i));
+  *unit = TrimSpace(text.substr(i));
   return true;
 }
 

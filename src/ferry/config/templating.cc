@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "ferry/common/status.h"
+#include "ferry/common/strings.h"
 #include "ferry/common/suggest.h"
 #include "ferry/config/internal/template_scan.h"
 #include "fmt/format.h"
@@ -16,12 +17,6 @@ constexpr std::string_view kLiteralBraces = "'{{'";
 constexpr std::string_view kParamsPrefix = "params.";
 constexpr std::string_view kUsage =
     "use params.NAME, run.id, run.date, run.ts, run.pipeline or today";
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
 
 bool IsRunVar(std::string_view expr) {
   return expr == "run.id" || expr == "run.date" || expr == "run.ts" || expr == "run.pipeline" ||
@@ -65,7 +60,8 @@ TemplateScan ScanTemplateRefs(std::string_view text) {
       scan.unclosed = pos;
       break;
     }
-    scan.refs.push_back(TemplateRef{pos, std::string(Trim(text.substr(pos + 2, close - pos - 2)))});
+    scan.refs.push_back(
+        TemplateRef{pos, std::string(TrimSpace(text.substr(pos + 2, close - pos - 2)))});
     pos = close + 2;
   }
   return scan;

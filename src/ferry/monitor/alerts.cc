@@ -8,39 +8,16 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_join.h"
 #include "ferry/common/status.h"
+#include "ferry/common/strings.h"
 #include "fmt/format.h"
 
 namespace ferry::monitor {
 namespace {
 
-// std::string_view helpers (Debian's abseil has its own string_view type).
-std::string_view TrimView(std::string_view s) {
-  while (!s.empty() &&
-         (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
-    s.remove_prefix(1);
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
-    s.remove_suffix(1);
-  return s;
-}
-std::vector<std::string_view> SplitView(std::string_view s, std::string_view seps) {
-  std::vector<std::string_view> out;
-  size_t start = 0;
-  for (size_t i = 0; i <= s.size(); ++i) {
-    if (i == s.size() || seps.find(s[i]) != std::string_view::npos) {
-      out.push_back(s.substr(start, i - start));
-      start = i + 1;
-    }
-  }
-  return out;
-}
-
-std::string_view Trim(std::string_view s) { return TrimView(s); }
-
 std::string_view Unquote(std::string_view s) {
-  s = Trim(s);
+  s = TrimSpace(s);
   if (s.size() >= 2 && (s.front() == '"' || s.front() == '\'') && s.back() == s.front()) {
-    s = Trim(s.substr(1, s.size() - 2));
+    s = TrimSpace(s.substr(1, s.size() - 2));
   }
   return s;
 }
@@ -64,7 +41,7 @@ absl::StatusOr<AlertRule> ParseCondition(std::string_view metric, std::string_vi
   for (std::string_view op : {">=", "<=", ">", "<"}) {
     if (condition.starts_with(op)) {
       rule.op = std::string(op);
-      condition = Trim(condition.substr(op.size()));
+      condition = TrimSpace(condition.substr(op.size()));
       break;
     }
   }
@@ -128,7 +105,7 @@ std::vector<AlertRule> DefaultAlertRules() {
 
 absl::StatusOr<std::vector<AlertRule>> ParseAlertRules(std::string_view text) {
   std::vector<AlertRule> rules;
-  text = Trim(text);
+  text = TrimSpace(text);
   if (text.empty()) return rules;
   // A map: "{psi: '> 0.2', missing_rate: '> 0.05'}" (YAML flow or JSON) or block lines
   // "psi: > 0.2". A list: "psi>0.2,missing_rate>0.05".
@@ -137,10 +114,10 @@ absl::StatusOr<std::vector<AlertRule>> ParseAlertRules(std::string_view text) {
       return absl::InvalidArgumentError(
           fmt::format("alert rules \"{}\": a map opened with '{{' must end with '}}'", text));
     }
-    text = Trim(text.substr(1, text.size() - 2));
+    text = TrimSpace(text.substr(1, text.size() - 2));
   }
-  for (std::string_view part : SplitView(text, ",\n")) {
-    part = Trim(part);
+  for (std::string_view part : SplitAny(text, ",\n")) {
+    part = TrimSpace(part);
     if (part.empty()) continue;
     size_t colon = part.find(':');
     size_t op = part.find_first_of("<>");

@@ -12,6 +12,7 @@
 #include "absl/strings/strip.h"
 #include "ferry/common/fs.h"
 #include "ferry/common/status.h"
+#include "ferry/common/strings.h"
 #include "ferry/data/csv.h"
 #include "ferry/storage/layout.h"
 #include "fmt/format.h"
@@ -22,28 +23,6 @@ namespace ferry::monitor {
 namespace {
 
 using nlohmann::json;
-
-// std::string_view helpers (Debian's abseil has its own string_view type).
-std::string_view TrimView(std::string_view s) {
-  while (!s.empty() &&
-         (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
-    s.remove_prefix(1);
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
-    s.remove_suffix(1);
-  return s;
-}
-std::vector<std::string_view> SplitView(std::string_view s, std::string_view seps) {
-  std::vector<std::string_view> out;
-  size_t start = 0;
-  for (size_t i = 0; i <= s.size(); ++i) {
-    if (i == s.size() || seps.find(s[i]) != std::string_view::npos) {
-      out.push_back(s.substr(start, i - start));
-      start = i + 1;
-    }
-  }
-  return out;
-}
 
 struct LabelRow {
   std::string id, label;
@@ -63,9 +42,9 @@ absl::StatusOr<std::vector<LabelRow>> ReadJsonl(std::string_view text, const std
                                                 const std::string& label_column) {
   std::vector<LabelRow> rows;
   size_t line_no = 0;
-  for (std::string_view line : SplitView(text, "\n")) {
+  for (std::string_view line : SplitAny(text, "\n")) {
     ++line_no;
-    line = TrimView(line);
+    line = TrimSpace(line);
     if (line.empty()) continue;
     json obj = json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (!obj.is_object()) {
@@ -202,7 +181,7 @@ absl::StatusOr<std::unordered_map<std::string, std::string>> ReadLabels(
     FERRY_ASSIGN_OR_RETURN(std::string compressed, lake.Get(key));
     FERRY_ASSIGN_OR_RETURN(std::string text, data::ZstdDecompress(compressed, key));
     size_t line_no = 0;
-    for (std::string_view line : SplitView(text, "\n")) {
+    for (std::string_view line : SplitAny(text, "\n")) {
       if (line.empty()) continue;
       ++line_no;
       json obj = json::parse(line, nullptr, /*allow_exceptions=*/false);
