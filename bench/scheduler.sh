@@ -49,7 +49,21 @@ cleanup() { rm -rf "$work"; }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-mkdir -p "$work/timings" "$work/logs" "$work/bin"
+mkdir -p "$work/timings" "$work/logs" "$work/bin" "$work/trash"
+# Between timed runs each tool's previous output is moved aside, not deleted: it is deleted with
+# the temp dir once everything is timed. On ext4 a file created within seconds of many deletions
+# is slow to allocate (the allocator skips recently freed inodes), so deleting the last run's
+# ~11,000 files right before the next run made that run pay for the harness's clean-up.
+cat >"$work/bin/set-aside" <<'SH'
+#!/bin/sh
+# set-aside PATH...: moves each existing PATH into the bench's trash folder under a fresh name.
+trash=$(dirname "$0")/../trash
+for p in "$@"; do
+  [ -e "$p" ] && mv "$p" "$(mktemp -d "$trash/run.XXXXXX")/"
+done
+exit 0
+SH
+chmod +x "$work/bin/set-aside"
 # A private copy of the binary: a rebuild during the bench cannot mix two versions in one table.
 cp "$FERRY" "$work/bin/ferry"
 ferry_src=$(realpath --relative-to="$root" "$FERRY")  # no machine paths in the results
@@ -156,10 +170,11 @@ say "scheduler bench: N=$N tasks, $REPEAT run(s) each, $PARALLEL at a time; work
 for shape in one chain fanout; do
   tasks=$N
   [[ $shape == one ]] && tasks=1
-  measure "ferry_$shape" "$work/ferry/$shape" "rm -rf .ferry" "$FERRY run -q pipelines/$shape.yaml"
+  measure "ferry_$shape" "$work/ferry/$shape" "$work/bin/set-aside .ferry" \
+    "$FERRY run -q pipelines/$shape.yaml"
   check_ferry "$shape" "$tasks"
   measure "make_$shape" "$work/make/$shape" "true" "make -j$PARALLEL -s -f Makefile all"
-  measure "snakemake_$shape" "$work/snakemake/$shape" "rm -rf out .snakemake" \
+  measure "snakemake_$shape" "$work/snakemake/$shape" "$work/bin/set-aside out .snakemake" \
     "snakemake --snakefile Snakefile --cores $PARALLEL --quiet"
 done
 

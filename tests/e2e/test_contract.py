@@ -135,8 +135,15 @@ class RunnerContractTest(FerryTestCase):
 
         show = p.show(run)
         self.assertEqual(show["params"], params)
-        with open(os.path.join(p.lake, "runs", "contract", run, "params.json")) as f:
+        run_dir = os.path.join(p.lake, "runs", "contract", run)
+        with open(os.path.join(run_dir, "params.json")) as f:
             self.assertEqual(json.load(f), params)
+        with open(os.path.join(run_dir, "hyperparameters.json")) as f:
+            self.assertEqual(json.load(f), hps)
+        # A task's parameter files are hard links to the run's: one copy, no new files per task.
+        for name in ("params.json", "hyperparameters.json"):
+            self.assertTrue(os.path.samefile(os.path.join(run_dir, name),
+                                             os.path.join(d, "input", "config", name)), name)
         self.assertEqual(p.read("marks/templated.txt"),
                          "x-{} {} {} 0.5\n".format(date, run, date))
 

@@ -9,6 +9,7 @@
 #include "ferry/common/ids.h"
 #include "ferry/common/status.h"
 #include "ferry/pipeline/checkpoint.h"
+#include "ferry/pipeline/workdir.h"
 #include "ferry/state/kinds.h"
 #include "ferry/storage/layout.h"
 #include "fmt/format.h"
@@ -112,9 +113,12 @@ absl::StatusOr<state::PipelineRunRecord> TakeOwnership(const RunContext& ctx,
                                    .message = ""});
 }
 
+// The run's parameter files; every task's input/config links to them (workdir.h).
 absl::Status WriteParams(const RunContext& ctx, const ResolvedPipeline& p) {
   FERRY_ASSIGN_OR_RETURN(std::string key, storage::layout::RunParams(p.name, p.run_id));
-  return ctx.lake->Put(key, p.params.dump(2) + "\n");
+  FERRY_RETURN_IF_ERROR(ctx.lake->Put(key, p.params.dump(2) + "\n"));
+  FERRY_ASSIGN_OR_RETURN(key, storage::layout::RunHyperparameters(p.name, p.run_id));
+  return ctx.lake->Put(key, HyperparametersOf(p.params).dump(2) + "\n");
 }
 
 SchedulerDeps Deps(const RunContext& ctx, const std::string& actor) {

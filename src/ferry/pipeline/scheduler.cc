@@ -92,6 +92,8 @@ class Scheduler::Impl {
 
   absl::Status Load() {
     FERRY_ASSIGN_OR_RETURN(std::vector<state::TaskRunRecord> recs, d_.store->GetTasks(p_.run_id));
+    FERRY_ASSIGN_OR_RETURN(std::string run_key, storage::layout::RunDir(p_.name, p_.run_id));
+    FERRY_ASSIGN_OR_RETURN(run_dir_, d_.lake->LocalPath(run_key));
     nodes_.resize(p_.steps.size());
     for (size_t i = 0; i < p_.steps.size(); ++i) {
       nodes_[i].step = &p_.steps[i];
@@ -320,7 +322,8 @@ class Scheduler::Impl {
     }
     using Env = std::map<std::string, std::string>;
     FERRY_ASSIGN_OR_RETURN(
-        Env env, PrepareWorkdir(p_, *n.step, n.rec.attempts, n.dir, channels, d_.lake->root_uri()));
+        Env env, PrepareWorkdir(p_, *n.step, n.rec.attempts, run_dir_, n.dir, channels,
+                                d_.lake->root_uri()));
     FERRY_ASSIGN_OR_RETURN(
         std::string log_key,
         storage::layout::TaskLog(p_.name, p_.run_id, n.step->name, n.rec.attempts));
@@ -505,6 +508,7 @@ class Scheduler::Impl {
   SchedulerDeps d_;
   const ResolvedPipeline& p_;
   const Selection& sel_;
+  std::string run_dir_;  // the run's local folder (its parameter files)
   std::vector<Node> nodes_;
   std::unordered_map<std::string, int> index_;  // task name -> node
   std::deque<int> queue_;                       // ready to launch, FIFO

@@ -32,11 +32,30 @@ absl::Status Symlink(const std::string& target, const std::string& link) {
   return absl::OkStatus();
 }
 
+// Makes `link` a hard link to `shared` (replacing what a previous attempt left); when that cannot
+// be done, writes `content` to `link` instead.
+absl::Status LinkOrWrite(const std::string& shared, const std::string& link,
+                         std::string_view content) {
+  ::unlink(link.c_str());
+  if (::link(shared.c_str(), link.c_str()) == 0) return absl::OkStatus();
+  // Not fsynced: derived from the run's frozen spec and remade at every attempt.
+  return WriteFileAtomic(link, content, false);
+}
+
 }  // namespace
 
+nlohmann::json HyperparametersOf(const nlohmann::json& params) {
+  nlohmann::json hps = nlohmann::json::object();
+  for (auto it = params.begin(); it != params.end(); ++it) {
+    hps[it.key()] = it->is_string() ? it->get<std::string>() : it->dump();
+  }
+  return hps;
+}
+
 absl::StatusOr<std::map<std::string, std::string>> PrepareWorkdir(
-    const ResolvedPipeline& p, const ResolvedStep& step, int attempt, const std::string& task_dir,
-    const std::map<std::string, std::string>& channels, const std::string& lake_uri) {
+    const ResolvedPipeline& p, const ResolvedStep& step, int attempt, const std::string& run_dir,
+    const std::string& task_dir, const std::map<std::string, std::string>& channels,
+    const std::string& lake_uri) {
   const std::string input = task_dir + "/input";
   const std::string config_dir = input + "/config";
   const std::string model = task_dir + "/model";
@@ -60,13 +79,11 @@ absl::StatusOr<std::map<std::string, std::string>> PrepareWorkdir(
     }
   }
 
-  nlohmann::json hps = nlohmann::json::object();
-  for (auto it = p.params.begin(); it != p.params.end(); ++it) {
-    hps[it.key()] = it->is_string() ? it->get<std::string>() : it->dump();
-  }
-  // Not fsynced: both files are derived from the run's frozen spec and rewritten per attempt.
-  FERRY_RETURN_IF_ERROR(WriteFileAtomic(config_dir + "/hyperparameters.json", hps.dump(2), false));
-  FERRY_RETURN_IF_ERROR(WriteFileAtomic(config_dir + "/params.json", p.params.dump(2), false));
+  nlohmann::json hps = HyperparametersOf(p.params);
+  FERRY_RETURN_IF_ERROR(LinkOrWrite(run_dir + "/hyperparameters.json",
+                                    config_dir + "/hyperparameters.json", hps.dump(2) + "\n"));
+  FERRY_RETURN_IF_ERROR(
+      LinkOrWrite(run_dir + "/params.json", config_dir + "/params.json", p.params.dump(2) + "\n"));
   if (step.kind != "command") {
     // Built-in kinds read their step from here (`ferry task`).
     FERRY_RETURN_IF_ERROR(

@@ -65,6 +65,12 @@ absl::StatusOr<std::string> RunParams(std::string_view pipeline, std::string_vie
   return Join({dir, "params.json"});
 }
 
+absl::StatusOr<std::string> RunHyperparameters(std::string_view pipeline,
+                                               std::string_view run_id) {
+  FERRY_ASSIGN_OR_RETURN(std::string dir, RunDir(pipeline, run_id));
+  return Join({dir, "hyperparameters.json"});
+}
+
 absl::StatusOr<std::string> TaskDir(std::string_view pipeline, std::string_view run_id,
                                     std::string_view task) {
   FERRY_ASSIGN_OR_RETURN(std::string dir, RunDir(pipeline, run_id));

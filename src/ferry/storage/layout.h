@@ -2,7 +2,7 @@
 // The data lake's namespace, in one place: nobody else concatenates lake paths (docs/layout.md).
 //
 //   datasets/<name>/<version>/{data.csv.zst, manifest.json, profile.json}
-//   runs/<pipeline>/<run-id>/params.json
+//   runs/<pipeline>/<run-id>/{params.json, hyperparameters.json}
 //   runs/<pipeline>/<run-id>/<task>/{input/..., model/..., output/..., logs/<attempt>.log,
 //                                     manifest.json}
 //   models/<name>/<version>/{model/..., model.json, metrics.json, profile.json}
@@ -29,6 +29,8 @@ inline constexpr std::string_view kTombstone = "_TOMBSTONE.json";
 absl::StatusOr<std::string> DatasetVersion(std::string_view name, std::string_view version);
 absl::StatusOr<std::string> RunDir(std::string_view pipeline, std::string_view run_id);
 absl::StatusOr<std::string> RunParams(std::string_view pipeline, std::string_view run_id);
+// The same parameters with every value a string, as SageMaker passes hyperparameters.
+absl::StatusOr<std::string> RunHyperparameters(std::string_view pipeline, std::string_view run_id);
 // The task's folder (its checkpoint version: manifest.json is written there last).
 absl::StatusOr<std::string> TaskDir(std::string_view pipeline, std::string_view run_id,
                                     std::string_view task);
