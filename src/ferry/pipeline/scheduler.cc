@@ -1,10 +1,12 @@
 #include "ferry/pipeline/scheduler.h"
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <unordered_map>
 #include <vector>
 
+#include "ferry/common/fs.h"
 #include "ferry/common/status.h"
 #include "ferry/common/units.h"
 #include "ferry/pipeline/checkpoint.h"
@@ -35,6 +37,8 @@ struct Scheduler::Node {
   int64_t handle = 0;     // live process
   absl::Time deadline = absl::InfiniteFuture();
   bool timed_out = false;
+  // Its folder is laid out for the next attempt, ahead of time (LayOutAhead).
+  bool laid_out = false;
   std::string dir_key;  // runs/<p>/<r>/<task>
   std::string dir;      // its local folder
 };
@@ -62,6 +66,7 @@ class Scheduler::Impl {
       for (int idx : launch) FERRY_RETURN_IF_ERROR(LaunchOne(idx, &batch));
       if (!batch.empty()) continue;  // launch failures to persist
       if (live_.empty() && queue_.empty() && timers_.empty()) break;
+      if (!cancelling_) LayOutAhead();
 
       absl::Time now = Now();
       absl::Time wake = now + (d_.observer ? d_.observer->tick() : absl::Seconds(1));
@@ -207,6 +212,7 @@ class Scheduler::Impl {
     if (key.ok() && n.step->cache && !forced) {
       absl::StatusOr<state::CheckpointRecord> hit = d_.store->GetCheckpoint(*key);
       if (hit.ok() && d_.lake->CheckCommitted(hit->output_uri).ok()) {
+        if (hit->output_uri != n.dir_key) Discard(n);
         state::TaskTransition& t =
             Move(n, ts::kCached, "checkpoint hit from run " + hit->run_id, batch);
         t.cache_key = *key;
@@ -314,16 +320,59 @@ class Scheduler::Impl {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<int64_t> Launch(Node& n) {
+  // The local folders of a task's upstream tasks, by name: where each one's output is (a
+  // cache hit's is an earlier run's folder) or, for one still running, will be.
+  absl::StatusOr<std::map<std::string, std::string>> Channels(const Node& n) {
     std::map<std::string, std::string> channels;
     for (int parent : n.parents) {
-      FERRY_ASSIGN_OR_RETURN(channels[nodes_[parent].step->name],
-                             d_.lake->LocalPath(nodes_[parent].rec.output_uri));
+      const Node& up = nodes_[parent];
+      if (Done(up.rec.state)) {
+        FERRY_ASSIGN_OR_RETURN(channels[up.step->name], d_.lake->LocalPath(up.rec.output_uri));
+      } else {
+        channels[up.step->name] = up.dir;
+      }
     }
-    using Env = std::map<std::string, std::string>;
-    FERRY_ASSIGN_OR_RETURN(
-        Env env, PrepareWorkdir(p_, *n.step, n.rec.attempts, run_dir_, n.dir, channels,
-                                d_.lake->root_uri()));
+    return channels;
+  }
+
+  // While the tasks it launched run, the scheduler lays out the folders of the tasks that are
+  // next (pending, every upstream task done or running), so that when they become ready their
+  // launch does not wait for the file system: a folder is eight directories, two links and a
+  // symlink per upstream, a third of the time between two tasks of a chain. It uses the time it would otherwise
+  // spend waiting, at most `max_parallel` folders per turn. A folder laid out for a task that
+  // then does not run (a cache hit, an upstream failure, a cancel) is removed again (Discard).
+  void LayOutAhead() {
+    int budget = p_.max_parallel;
+    for (const auto& [handle, idx] : live_) {
+      for (int child : nodes_[idx].children) {
+        if (budget <= 0) return;
+        Node& c = nodes_[child];
+        if (c.laid_out || c.planned_state != ts::kPending) continue;
+        bool near = std::all_of(c.parents.begin(), c.parents.end(), [&](int parent) {
+          return Done(nodes_[parent].planned_state) || nodes_[parent].handle != 0;
+        });
+        if (!near) continue;
+        --budget;
+        absl::StatusOr<std::map<std::string, std::string>> channels = Channels(c);
+        // A failure here is not the task's: its launch lays the folder out again and reports.
+        c.laid_out = channels.ok() && LayOutWorkdir(p_, *c.step, run_dir_, c.dir, *channels).ok();
+      }
+    }
+  }
+
+  // Removes the folder laid out ahead for a task that will not run in this drive.
+  void Discard(Node& n) {
+    if (!n.laid_out) return;
+    n.laid_out = false;
+    (void)RemoveAll(n.dir);  // best effort: an empty folder left behind is harmless
+  }
+
+  absl::StatusOr<int64_t> Launch(Node& n) {
+    FERRY_ASSIGN_OR_RETURN(auto channels, Channels(n));
+    if (!n.laid_out) FERRY_RETURN_IF_ERROR(LayOutWorkdir(p_, *n.step, run_dir_, n.dir, channels));
+    n.laid_out = false;  // this attempt uses the folder; a retry lays it out again
+    std::map<std::string, std::string> env =
+        WorkdirEnvironment(p_, *n.step, n.rec.attempts, n.dir, channels, d_.lake->root_uri());
     FERRY_ASSIGN_OR_RETURN(
         std::string log_key,
         storage::layout::TaskLog(p_.name, p_.run_id, n.step->name, n.rec.attempts));
@@ -420,6 +469,7 @@ class Scheduler::Impl {
       if (seen[c]) continue;
       seen[c] = true;
       if (nodes_[c].planned_state == ts::kPending) {
+        Discard(nodes_[c]);
         Move(nodes_[c], ts::kUpstreamFailed, fmt::format("upstream task '{}' failed", n.step->name),
              batch);
       }
@@ -465,6 +515,7 @@ class Scheduler::Impl {
     for (Node& n : nodes_) {
       if (n.planned_state == ts::kPending || n.planned_state == ts::kQueued ||
           n.planned_state == ts::kRetrying) {
+        if (n.planned_state == ts::kPending) Discard(n);
         Move(n, ts::kCancelled, "run cancelled", batch);
       }
     }

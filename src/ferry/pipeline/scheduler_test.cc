@@ -586,6 +586,9 @@ TEST_F(SchedulerTest, ExhaustedRetriesFailTheTaskAndWhatIsDownstream) {
   EXPECT_EQ(tasks.at("down").state, ts::kUpstreamFailed);
   EXPECT_EQ(tasks.at("down").attempts, 0);
   EXPECT_EQ(sb_.Ledger(), (std::vector<std::string>{"r 1", "r 2"}));
+  // `down`'s folder was laid out while `r` ran; it never ran, so the folder is gone again.
+  EXPECT_TRUE(PathExists(sb_.root + "/lake/" + sb_.TaskDir(run->id, "r")));
+  EXPECT_FALSE(PathExists(sb_.root + "/lake/" + sb_.TaskDir(run->id, "down")));
 }
 
 // --- 4. Timeout ---------------------------------------------------------------------------------
@@ -661,6 +664,9 @@ TEST_F(SchedulerTest, ChangedStepRunsBetweenCacheHits) {
   EXPECT_EQ(tasks.at("d").attempts, 1);
   EXPECT_EQ(tasks.at("e").state, ts::kCached);  // d's output is the same as before
   EXPECT_EQ(tasks.at("e").output_uri, sb_.TaskDir(first.id, "e"));
+  // A cache hit has no folder in this run, though e's was laid out ahead while d ran.
+  EXPECT_TRUE(PathExists(sb_.root + "/lake/" + sb_.TaskDir(run->id, "d")));
+  EXPECT_FALSE(PathExists(sb_.root + "/lake/" + sb_.TaskDir(run->id, "e")));
   EXPECT_EQ(Sorted(sb_.Ledger()),
             (std::vector<std::string>{"a 1", "b 1", "c 1", "d 1", "d 1", "e 1"}));
 }
@@ -707,6 +713,7 @@ TEST_F(SchedulerTest, CancelFlagStopsTheRunningTaskAndCancelsTheRest) {
   EXPECT_EQ(tasks.at("other").attempts, 0);
   EXPECT_EQ(tasks.at("after").state, ts::kCancelled);  // was pending
   EXPECT_EQ(tasks.at("after").attempts, 0);
+  EXPECT_FALSE(PathExists(sb_.root + "/lake/" + sb_.TaskDir(run->id, "after")));
   EXPECT_EQ(sb_.Ledger(), (std::vector<std::string>{"block 1"}));
 }
 

@@ -52,10 +52,9 @@ nlohmann::json HyperparametersOf(const nlohmann::json& params) {
   return hps;
 }
 
-absl::StatusOr<std::map<std::string, std::string>> PrepareWorkdir(
-    const ResolvedPipeline& p, const ResolvedStep& step, int attempt, const std::string& run_dir,
-    const std::string& task_dir, const std::map<std::string, std::string>& channels,
-    const std::string& lake_uri) {
+absl::Status LayOutWorkdir(const ResolvedPipeline& p, const ResolvedStep& step,
+                           const std::string& run_dir, const std::string& task_dir,
+                           const std::map<std::string, std::string>& channels) {
   const std::string input = task_dir + "/input";
   const std::string config_dir = input + "/config";
   const std::string model = task_dir + "/model";
@@ -79,9 +78,9 @@ absl::StatusOr<std::map<std::string, std::string>> PrepareWorkdir(
     }
   }
 
-  nlohmann::json hps = HyperparametersOf(p.params);
   FERRY_RETURN_IF_ERROR(LinkOrWrite(run_dir + "/hyperparameters.json",
-                                    config_dir + "/hyperparameters.json", hps.dump(2) + "\n"));
+                                    config_dir + "/hyperparameters.json",
+                                    HyperparametersOf(p.params).dump(2) + "\n"));
   FERRY_RETURN_IF_ERROR(
       LinkOrWrite(run_dir + "/params.json", config_dir + "/params.json", p.params.dump(2) + "\n"));
   if (step.kind != "command") {
@@ -89,17 +88,27 @@ absl::StatusOr<std::map<std::string, std::string>> PrepareWorkdir(
     FERRY_RETURN_IF_ERROR(
         WriteFileAtomic(config_dir + "/step.json", StepToJson(step).dump(2), false));
   }
+  for (const auto& [name, upstream_dir] : channels) {
+    FERRY_RETURN_IF_ERROR(Symlink(upstream_dir + "/output/data", input + "/data/" + name));
+  }
+  return absl::OkStatus();
+}
 
+std::map<std::string, std::string> WorkdirEnvironment(
+    const ResolvedPipeline& p, const ResolvedStep& step, int attempt, const std::string& task_dir,
+    const std::map<std::string, std::string>& channels, const std::string& lake_uri) {
+  const std::string input = task_dir + "/input";
+  const std::string config_dir = input + "/config";
+  const std::string model = task_dir + "/model";
+  const std::string output = task_dir + "/output";
   std::map<std::string, std::string> env = step.resources.env;
   nlohmann::json channel_names = nlohmann::json::array();
   for (const auto& [name, upstream_dir] : channels) {
-    std::string link = input + "/data/" + name;
-    FERRY_RETURN_IF_ERROR(Symlink(upstream_dir + "/output/data", link));
-    env[ChannelVar(name)] = link;
+    env[ChannelVar(name)] = input + "/data/" + name;
     channel_names.push_back(name);
   }
   env["SM_CHANNELS"] = channel_names.dump();
-  env["SM_HPS"] = hps.dump();
+  env["SM_HPS"] = HyperparametersOf(p.params).dump();
   env["SM_INPUT_DIR"] = input;
   env["SM_INPUT_CONFIG_DIR"] = config_dir;
   env["SM_INPUT_DATA_CONFIG"] = "{}";

@@ -27,17 +27,21 @@ namespace ferry::pipeline {
 nlohmann::json HyperparametersOf(const nlohmann::json& params);
 
 // Lays out the folder for an attempt: empties model/ and output/ (a retry starts clean), links
-// each channel (upstream name -> that task's local folder) and gives it the parameters. Returns
-// the process's environment: SM_* and FERRY_* variables plus the step's `env`.
+// each channel (upstream name -> that upstream task's local folder) and gives it the parameters.
 //
 // The parameter files are hard links to the run's own params.json and hyperparameters.json in
 // `run_dir` (the runner writes them before any task starts): the run's tasks share one read-only
 // copy, and a task's folder costs two fewer new files. Where no link can be made (a file system
 // without hard links, a run folder without the files) the task gets its own copy.
-absl::StatusOr<std::map<std::string, std::string>> PrepareWorkdir(
-    const ResolvedPipeline& p, const ResolvedStep& step, int attempt, const std::string& run_dir,
-    const std::string& task_dir, const std::map<std::string, std::string>& channels,
-    const std::string& lake_uri);
+absl::Status LayOutWorkdir(const ResolvedPipeline& p, const ResolvedStep& step,
+                           const std::string& run_dir, const std::string& task_dir,
+                           const std::map<std::string, std::string>& channels);
+
+// The process's environment for an attempt in a folder laid out by LayOutWorkdir: SM_* and
+// FERRY_* variables plus the step's `env`.
+std::map<std::string, std::string> WorkdirEnvironment(
+    const ResolvedPipeline& p, const ResolvedStep& step, int attempt, const std::string& task_dir,
+    const std::map<std::string, std::string>& channels, const std::string& lake_uri);
 
 // The failure message a task left in output/failure (first 4 KiB), or "" when none.
 std::string ReadFailureMessage(const std::string& task_dir);
