@@ -338,9 +338,10 @@ class Scheduler::Impl {
   // While the tasks it launched run, the scheduler lays out the folders of the tasks that are
   // next (pending, every upstream task done or running), so that when they become ready their
   // launch does not wait for the file system: a folder is eight directories, two links and a
-  // symlink per upstream, a third of the time between two tasks of a chain. It uses the time it would otherwise
-  // spend waiting, at most `max_parallel` folders per turn. A folder laid out for a task that
-  // then does not run (a cache hit, an upstream failure, a cancel) is removed again (Discard).
+  // symlink per upstream, a third of the time between two tasks of a chain. It uses the time it
+  // would otherwise spend waiting, at most `max_parallel` folders per turn. A folder laid out for a
+  // task that then does not run (a cache hit, an upstream failure, a cancel) is removed again
+  // (Discard).
   void LayOutAhead() {
     int budget = p_.max_parallel;
     for (const auto& [handle, idx] : live_) {

@@ -17,8 +17,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "nlohmann/json.hpp"
 #include "ferry/pipeline/resolve.h"
+#include "nlohmann/json.hpp"
 
 namespace ferry::pipeline {
 

@@ -65,8 +65,7 @@ absl::StatusOr<std::string> RunParams(std::string_view pipeline, std::string_vie
   return Join({dir, "params.json"});
 }
 
-absl::StatusOr<std::string> RunHyperparameters(std::string_view pipeline,
-                                               std::string_view run_id) {
+absl::StatusOr<std::string> RunHyperparameters(std::string_view pipeline, std::string_view run_id) {
   FERRY_ASSIGN_OR_RETURN(std::string dir, RunDir(pipeline, run_id));
   return Join({dir, "hyperparameters.json"});
 }
