@@ -1,5 +1,8 @@
 #include "ferry/pipeline/scheduler.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <deque>
 #include <map>
@@ -338,10 +341,10 @@ class Scheduler::Impl {
   // While the tasks it launched run, the scheduler lays out the folders of the tasks that are
   // next (pending, every upstream task done or running), so that when they become ready their
   // launch does not wait for the file system: a folder is eight directories, two links and a
-  // symlink per upstream, a third of the time between two tasks of a chain. It uses the time it
-  // would otherwise spend waiting, at most `max_parallel` folders per turn. A folder laid out for a
-  // task that then does not run (a cache hit, an upstream failure, a cancel) is removed again
-  // (Discard).
+  // symlink per upstream, and the log file, a third of the time between two tasks of a chain. It
+  // uses the time it would otherwise spend waiting, at most `max_parallel` folders per turn. A
+  // folder laid out for a task that then does not run (a cache hit, an upstream failure, a cancel)
+  // is removed again (Discard).
   void LayOutAhead() {
     int budget = p_.max_parallel;
     for (const auto& [handle, idx] : live_) {
@@ -357,6 +360,14 @@ class Scheduler::Impl {
         absl::StatusOr<std::map<std::string, std::string>> channels = Channels(c);
         // A failure here is not the task's: its launch lays the folder out again and reports.
         c.laid_out = channels.ok() && LayOutWorkdir(p_, *c.step, run_dir_, c.dir, *channels).ok();
+        // The next attempt's log file too, which the process would otherwise create on start.
+        absl::StatusOr<std::string> log_key =
+            storage::layout::TaskLog(p_.name, p_.run_id, c.step->name, c.rec.attempts + 1);
+        absl::StatusOr<std::string> log = log_key.ok() ? d_.lake->LocalPath(*log_key) : log_key;
+        if (c.laid_out && log.ok()) {
+          int fd = ::open(log->c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+          if (fd >= 0) ::close(fd);
+        }
       }
     }
   }
