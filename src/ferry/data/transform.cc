@@ -1418,8 +1418,10 @@ absl::StatusOr<Table> ApplyTransform(const nlohmann::json& state, Table input,
     Table t;
     t.mutable_columns().reserve(state["input_columns"].size());
     for (const json& col : state["input_columns"]) {
-      const std::string name = col.at("name").get<std::string>();
-      FERRY_ASSIGN_OR_RETURN(ColumnType type, ParseTypeName(col.at("type").get<std::string>()));
+      // References, not copies: this runs for every column of every request in serving.
+      const std::string& name = col.at("name").get_ref<const std::string&>();
+      FERRY_ASSIGN_OR_RETURN(ColumnType type,
+                             ParseTypeName(col.at("type").get_ref<const std::string&>()));
       Column* c = input.FindMutable(name);
       if (c == nullptr) {
         ctx.absent[name] = optional(name) ? Absence::kOptional : Absence::kRequired;

@@ -58,20 +58,30 @@ absl::StatusOr<Bundle> LoadBundle(const std::string& dir) {
   return b;
 }
 
-absl::StatusOr<data::Table> InstancesToTable(const json& instances, const json& schema) {
-  if (!instances.is_array()) {
-    return absl::InvalidArgumentError("\"instances\" must be an array of objects, one per row");
-  }
-  data::Table t;
-  t.mutable_columns().reserve(schema.size());  // one allocation, not one per doubling
-  std::vector<std::pair<std::string, data::ColumnType>> cols;
+absl::StatusOr<std::vector<InputColumn>> ParseInputSchema(const json& schema) {
+  std::vector<InputColumn> cols;
   cols.reserve(schema.size());
   for (const json& c : schema) {
     FERRY_ASSIGN_OR_RETURN(data::ColumnType type,
                            data::ParseTypeName(c.value("type", std::string("float64"))));
-    cols.emplace_back(c.value("name", ""), type);
-    t.AddColumn(cols.back().first, type).Reserve(instances.size());
+    cols.push_back({c.value("name", ""), type});
   }
+  return cols;
+}
+
+absl::StatusOr<data::Table> InstancesToTable(const json& instances, const json& schema) {
+  FERRY_ASSIGN_OR_RETURN(std::vector<InputColumn> cols, ParseInputSchema(schema));
+  return InstancesToTable(instances, cols);
+}
+
+absl::StatusOr<data::Table> InstancesToTable(const json& instances,
+                                             const std::vector<InputColumn>& cols) {
+  if (!instances.is_array()) {
+    return absl::InvalidArgumentError("\"instances\" must be an array of objects, one per row");
+  }
+  data::Table t;
+  t.mutable_columns().reserve(cols.size());  // one allocation, not one per doubling
+  for (const InputColumn& c : cols) t.AddColumn(c.name, c.type).Reserve(instances.size());
   for (size_t i = 0; i < instances.size(); ++i) {
     const json& row = instances[i];
     if (!row.is_object()) {
@@ -81,7 +91,7 @@ absl::StatusOr<data::Table> InstancesToTable(const json& instances, const json& 
     }
     for (size_t c = 0; c < cols.size(); ++c) {
       data::Column& col = t.mutable_column(c);
-      auto it = row.find(cols[c].first);
+      auto it = row.find(cols[c].name);
       if (it == row.end() || it->is_null()) {
         col.AppendNull();
         continue;
@@ -89,10 +99,10 @@ absl::StatusOr<data::Table> InstancesToTable(const json& instances, const json& 
       const json& v = *it;
       auto wrong = [&](std::string_view expected) {
         return absl::InvalidArgumentError(fmt::format("instances[{}].{}: expected {} ({}), got {}",
-                                                      i, cols[c].first, expected,
-                                                      data::TypeName(cols[c].second), v.dump()));
+                                                      i, cols[c].name, expected,
+                                                      data::TypeName(cols[c].type), v.dump()));
       };
-      switch (cols[c].second) {
+      switch (cols[c].type) {
         case data::ColumnType::kInt64:
           if (v.is_number_integer()) {
             col.AppendInt(v.get<int64_t>());

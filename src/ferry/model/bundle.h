@@ -61,6 +61,16 @@ absl::StatusOr<Bundle> LoadBundle(const std::string& dir);
 absl::StatusOr<data::Table> InstancesToTable(const nlohmann::json& instances,
                                              const nlohmann::json& schema);
 
+// input_schema read once, for callers that convert many requests (serving): the same
+// conversion without re-reading the schema's names and type names at every call.
+struct InputColumn {
+  std::string name;
+  data::ColumnType type;
+};
+absl::StatusOr<std::vector<InputColumn>> ParseInputSchema(const nlohmann::json& schema);
+absl::StatusOr<data::Table> InstancesToTable(const nlohmann::json& instances,
+                                             const std::vector<InputColumn>& schema);
+
 // The columns of input_schema a request may leave out: those the bundled transform drops before
 // any other op reads them (an id, a signup date). Serving and `ferry predict` accept rows without
 // them (the transform's drop skips an absent column); every other input column is required.

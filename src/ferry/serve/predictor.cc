@@ -16,8 +16,13 @@ using nlohmann::json;
 
 class BundlePredictor final : public Predictor {
  public:
-  explicit BundlePredictor(model::Bundle bundle)
-      : bundle_(std::move(bundle)), schema_(bundle_.meta.value("input_schema", json::array())) {}
+  // InvalidArgument when the bundle's input_schema names an unknown type.
+  static absl::StatusOr<std::shared_ptr<Predictor>> Create(model::Bundle bundle) {
+    FERRY_ASSIGN_OR_RETURN(
+        std::vector<model::InputColumn> schema,
+        model::ParseInputSchema(bundle.meta.value("input_schema", json::array())));
+    return std::shared_ptr<Predictor>(new BundlePredictor(std::move(bundle), std::move(schema)));
+  }
 
   absl::StatusOr<json> Predict(const json& rows) override {
     FERRY_ASSIGN_OR_RETURN(data::Table raw, model::InstancesToTable(rows, schema_));
@@ -29,8 +34,11 @@ class BundlePredictor final : public Predictor {
   bool Ready() const override { return true; }
 
  private:
+  BundlePredictor(model::Bundle bundle, std::vector<model::InputColumn> schema)
+      : bundle_(std::move(bundle)), schema_(std::move(schema)) {}
+
   const model::Bundle bundle_;
-  const json schema_;
+  const std::vector<model::InputColumn> schema_;  // input_schema, read once
 };
 
 std::string InputNames(const std::vector<InputFeature>& inputs) {
@@ -182,7 +190,7 @@ absl::StatusOr<std::shared_ptr<Predictor>> NewBundlePredictor(const std::string&
     return absl::FailedPreconditionError(
         fmt::format("the bundle in {} has no in-process model", folder));
   }
-  return std::shared_ptr<Predictor>(std::make_shared<BundlePredictor>(std::move(bundle)));
+  return BundlePredictor::Create(std::move(bundle));
 }
 
 absl::StatusOr<std::shared_ptr<const ServedModel>> LoadServedModel(
@@ -190,6 +198,9 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> LoadServedModel(
     int64_t version, const ExternalPredictorFactory& external) {
   FERRY_ASSIGN_OR_RETURN(state::ModelVersionRecord v, store.GetModelVersion(model_name, version));
   const std::string label = fmt::format("{}:{}", model_name, version);
+  auto named = [&](const absl::Status& status) {
+    return absl::Status(status.code(), fmt::format("model {}: {}", label, status.message()));
+  };
   if (v.artifact_uri.empty()) {
     return absl::NotFoundError(fmt::format("model {} has no artifact to serve", label));
   }
@@ -199,10 +210,7 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> LoadServedModel(
   FERRY_ASSIGN_OR_RETURN(served->folder,
                          pipeline::model_steps::ArtifactFolder(lake, v.artifact_uri));
   absl::StatusOr<model::Bundle> bundle = model::LoadBundle(served->folder);
-  if (!bundle.ok()) {
-    return absl::Status(bundle.status().code(),
-                        fmt::format("model {}: {}", label, bundle.status().message()));
-  }
+  if (!bundle.ok()) return named(bundle.status());
   served->meta = bundle->meta;
   served->type = bundle->meta.value("type", "");
   served->optional_inputs = model::OptionalInputs(bundle->meta);
@@ -214,13 +222,12 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> LoadServedModel(
     }
   }
   if (bundle->model != nullptr) {
-    served->predictor = std::make_shared<BundlePredictor>(std::move(*bundle));
+    absl::StatusOr<std::shared_ptr<Predictor>> p = BundlePredictor::Create(std::move(*bundle));
+    if (!p.ok()) return named(p.status());
+    served->predictor = std::move(*p);
   } else if (external) {
     absl::StatusOr<std::shared_ptr<Predictor>> p = external(*served);
-    if (!p.ok()) {
-      return absl::Status(p.status().code(),
-                          fmt::format("model {}: {}", label, p.status().message()));
-    }
+    if (!p.ok()) return named(p.status());
     served->predictor = std::move(*p);
   } else {
     return absl::UnimplementedError(
