@@ -161,6 +161,9 @@ class InferenceLog {
   std::thread writer_;
 
   // Writer thread state.
+  struct Compressor;
+  std::unique_ptr<Compressor> compressor_;
+  std::string spare_;                // a committed segment's buffer, for the next segment
   std::map<int64_t, Segment> open_;  // by hour (unix seconds)
   std::deque<Segment> ready_;        // waiting for (another) Put, oldest first
   int64_t ready_records_ = 0;        // lines in ready_ (kept after a failed Put included)
