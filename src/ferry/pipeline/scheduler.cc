@@ -360,16 +360,20 @@ class Scheduler::Impl {
         absl::StatusOr<std::map<std::string, std::string>> channels = Channels(c);
         // A failure here is not the task's: its launch lays the folder out again and reports.
         c.laid_out = channels.ok() && LayOutWorkdir(p_, *c.step, run_dir_, c.dir, *channels).ok();
-        // The next attempt's log file too, which the process would otherwise create on start.
-        absl::StatusOr<std::string> log_key =
-            storage::layout::TaskLog(p_.name, p_.run_id, c.step->name, c.rec.attempts + 1);
-        absl::StatusOr<std::string> log = log_key.ok() ? d_.lake->LocalPath(*log_key) : log_key;
-        if (c.laid_out && log.ok()) {
-          int fd = ::open(log->c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-          if (fd >= 0) ::close(fd);
-        }
+        if (c.laid_out) CreateLog(c, c.rec.attempts + 1);
       }
     }
+  }
+
+  // Creates the (empty) log file of an attempt ahead of time, which the task's process would
+  // otherwise create on start. Best effort: the process creates it when this did not.
+  void CreateLog(const Node& n, int attempt) {
+    absl::StatusOr<std::string> key =
+        storage::layout::TaskLog(p_.name, p_.run_id, n.step->name, attempt);
+    absl::StatusOr<std::string> path = key.ok() ? d_.lake->LocalPath(*key) : key;
+    if (!path.ok()) return;
+    int fd = ::open(path->c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd >= 0) ::close(fd);
   }
 
   // Removes the folder laid out ahead for a task that will not run in this drive.
