@@ -100,8 +100,10 @@ class Scheduler::Impl {
 
   absl::Status Load() {
     FERRY_ASSIGN_OR_RETURN(std::vector<state::TaskRunRecord> recs, d_.store->GetTasks(p_.run_id));
-    FERRY_ASSIGN_OR_RETURN(std::string run_key, storage::layout::RunDir(p_.name, p_.run_id));
-    FERRY_ASSIGN_OR_RETURN(run_dir_, d_.lake->LocalPath(run_key));
+    FERRY_ASSIGN_OR_RETURN(std::string key, storage::layout::RunParams(p_.name, p_.run_id));
+    FERRY_ASSIGN_OR_RETURN(run_files_.params, d_.lake->LocalPath(key));
+    FERRY_ASSIGN_OR_RETURN(key, storage::layout::RunHyperparameters(p_.name, p_.run_id));
+    FERRY_ASSIGN_OR_RETURN(run_files_.hyperparameters, d_.lake->LocalPath(key));
     nodes_.resize(p_.steps.size());
     for (size_t i = 0; i < p_.steps.size(); ++i) {
       nodes_[i].step = &p_.steps[i];
@@ -359,7 +361,7 @@ class Scheduler::Impl {
         --budget;
         absl::StatusOr<std::map<std::string, std::string>> channels = Channels(c);
         // A failure here is not the task's: its launch lays the folder out again and reports.
-        c.laid_out = channels.ok() && LayOutWorkdir(p_, *c.step, run_dir_, c.dir, *channels).ok();
+        c.laid_out = channels.ok() && LayOutWorkdir(p_, *c.step, run_files_, c.dir, *channels).ok();
         if (c.laid_out) CreateLog(c, c.rec.attempts + 1);
       }
     }
@@ -385,7 +387,7 @@ class Scheduler::Impl {
 
   absl::StatusOr<int64_t> Launch(Node& n) {
     FERRY_ASSIGN_OR_RETURN(auto channels, Channels(n));
-    if (!n.laid_out) FERRY_RETURN_IF_ERROR(LayOutWorkdir(p_, *n.step, run_dir_, n.dir, channels));
+    if (!n.laid_out) FERRY_RETURN_IF_ERROR(LayOutWorkdir(p_, *n.step, run_files_, n.dir, channels));
     n.laid_out = false;  // this attempt uses the folder; a retry lays it out again
     std::map<std::string, std::string> env =
         WorkdirEnvironment(p_, *n.step, n.rec.attempts, n.dir, channels, d_.lake->root_uri());
@@ -575,7 +577,7 @@ class Scheduler::Impl {
   SchedulerDeps d_;
   const ResolvedPipeline& p_;
   const Selection& sel_;
-  std::string run_dir_;  // the run's local folder (its parameter files)
+  RunFiles run_files_;  // the run's parameter files, which every task's folder links to
   std::vector<Node> nodes_;
   std::unordered_map<std::string, int> index_;  // task name -> node
   std::deque<int> queue_;                       // ready to launch, FIFO

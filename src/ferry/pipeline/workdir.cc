@@ -53,7 +53,7 @@ nlohmann::json HyperparametersOf(const nlohmann::json& params) {
 }
 
 absl::Status LayOutWorkdir(const ResolvedPipeline& p, const ResolvedStep& step,
-                           const std::string& run_dir, const std::string& task_dir,
+                           const RunFiles& run_files, const std::string& task_dir,
                            const std::map<std::string, std::string>& channels) {
   const std::string input = task_dir + "/input";
   const std::string config_dir = input + "/config";
@@ -78,11 +78,10 @@ absl::Status LayOutWorkdir(const ResolvedPipeline& p, const ResolvedStep& step,
     }
   }
 
-  FERRY_RETURN_IF_ERROR(LinkOrWrite(run_dir + "/hyperparameters.json",
-                                    config_dir + "/hyperparameters.json",
+  FERRY_RETURN_IF_ERROR(LinkOrWrite(run_files.hyperparameters, config_dir + "/hyperparameters.json",
                                     HyperparametersOf(p.params).dump(2) + "\n"));
   FERRY_RETURN_IF_ERROR(
-      LinkOrWrite(run_dir + "/params.json", config_dir + "/params.json", p.params.dump(2) + "\n"));
+      LinkOrWrite(run_files.params, config_dir + "/params.json", p.params.dump(2) + "\n"));
   if (step.kind != "command") {
     // Built-in kinds read their step from here (`ferry task`).
     FERRY_RETURN_IF_ERROR(

@@ -29,12 +29,16 @@ nlohmann::json HyperparametersOf(const nlohmann::json& params);
 // Lays out the folder for an attempt: empties model/ and output/ (a retry starts clean), links
 // each channel (upstream name -> that upstream task's local folder) and gives it the parameters.
 //
-// The parameter files are hard links to the run's own params.json and hyperparameters.json in
-// `run_dir` (the runner writes them before any task starts): the run's tasks share one read-only
-// copy, and a task's folder costs two fewer new files. Where no link can be made (a file system
-// without hard links, a run folder without the files) the task gets its own copy.
+// The parameter files are hard links to the run's own params.json and hyperparameters.json
+// (`run_files`, local paths; the runner writes them before any task starts): the run's tasks
+// share one copy, and a task's folder costs two fewer new files. Where no link can be made (a
+// file system without hard links, a run folder without the files) the task gets its own copy.
+struct RunFiles {
+  std::string params;           // runs/<pipeline>/<run-id>/params.json
+  std::string hyperparameters;  // runs/<pipeline>/<run-id>/hyperparameters.json
+};
 absl::Status LayOutWorkdir(const ResolvedPipeline& p, const ResolvedStep& step,
-                           const std::string& run_dir, const std::string& task_dir,
+                           const RunFiles& run_files, const std::string& task_dir,
                            const std::map<std::string, std::string>& channels);
 
 // The process's environment for an attempt in a folder laid out by LayOutWorkdir: SM_* and
