@@ -72,12 +72,9 @@ int BatchJobsMain(const GlobalOptions& g, bool as_json, int limit) {
 int BatchJobShowMain(const GlobalOptions& g, const std::string& id, bool as_json) {
   absl::StatusOr<Project> project = OpenProject(g, "");
   if (!project.ok()) return Fail(project.status());
-  absl::StatusOr<state::JobRecord> job = project->store->GetJob(id);
+  absl::StatusOr<state::JobRecord> job = GetJobOfKind(
+      *project->store, id, state::BatchJobKind().name, "batch job", "ferry batch-jobs");
   if (!job.ok()) return Fail(job.status());
-  if (job->kind != state::BatchJobKind().name) {
-    return Fail(absl::NotFoundError(fmt::format(
-        "{} is a {}, not a batch job: list batch jobs with `ferry batch-jobs`", id, job->kind)));
-  }
   json shown = BatchJobJson(*project->store, *job, /*with_events=*/true);
   if (as_json) {
     fmt::print("{}\n", shown.dump(2));
@@ -126,12 +123,9 @@ int BatchJobShowMain(const GlobalOptions& g, const std::string& id, bool as_json
 int BatchJobStopMain(const GlobalOptions& g, const std::string& id) {
   absl::StatusOr<Project> project = OpenProject(g, "");
   if (!project.ok()) return Fail(project.status());
-  absl::StatusOr<state::JobRecord> job = project->store->GetJob(id);
+  absl::StatusOr<state::JobRecord> job = GetJobOfKind(
+      *project->store, id, state::BatchJobKind().name, "batch job", "ferry batch-jobs");
   if (!job.ok()) return Fail(job.status());
-  if (job->kind != state::BatchJobKind().name) {
-    return Fail(absl::NotFoundError(fmt::format(
-        "{} is a {}, not a batch job: list them with `ferry batch-jobs`", id, job->kind)));
-  }
   state::PipelineRunRecord owner;
   owner.owner_pid = job->owner_pid;
   owner.owner_host = job->owner_host;

@@ -42,6 +42,18 @@ int Fail(const absl::Status& status) {
   return ExitCodeFor(status);
 }
 
+absl::StatusOr<state::JobRecord> GetJobOfKind(state::StateStore& store, const std::string& id,
+                                              std::string_view kind, std::string_view what,
+                                              std::string_view list) {
+  absl::StatusOr<state::JobRecord> job = store.GetJob(id);
+  if (!job.ok()) return job.status();
+  if (job->kind != kind) {
+    return absl::NotFoundError(
+        fmt::format("{} is a {}, not a {}: list them with `{}`", id, job->kind, what, list));
+  }
+  return job;
+}
+
 absl::StatusOr<Project> OpenProject(const GlobalOptions& global, const std::string& hint) {
   std::string cwd = std::filesystem::current_path().string();
   Project p;

@@ -44,6 +44,13 @@ struct Project {
 // folder; -C wins over both.
 absl::StatusOr<Project> OpenProject(const GlobalOptions& global, const std::string& hint);
 
+// The job `id` (a BatchJob, a MonitorRun, ...) when it is of `kind`; NotFound naming what it is
+// instead and the command that lists the right ones (`what`: "batch job", `list`: "ferry
+// batch-jobs").
+absl::StatusOr<state::JobRecord> GetJobOfKind(state::StateStore& store, const std::string& id,
+                                              std::string_view kind, std::string_view what,
+                                              std::string_view list);
+
 std::string ShowTime(absl::Time t);  // "2026-11-27 12:17:03" local, "-" if unset
 std::string FormatSpan(absl::Time from, absl::Time to);  // "1.2s", "-" if unset
 // --param NAME=VALUE flags, in order; InvalidArgument for one without '='.

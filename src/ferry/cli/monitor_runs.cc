@@ -86,12 +86,9 @@ int MonitorRunsMain(const GlobalOptions& g, const std::string& endpoint, int lim
 int MonitorRunShowMain(const GlobalOptions& g, const std::string& id, bool as_json) {
   absl::StatusOr<Project> project = OpenProject(g, "");
   if (!project.ok()) return Fail(project.status());
-  absl::StatusOr<state::JobRecord> r = project->store->GetJob(id);
+  absl::StatusOr<state::JobRecord> r = GetJobOfKind(
+      *project->store, id, state::MonitorRunKind().name, "monitor run", "ferry monitor-runs");
   if (!r.ok()) return Fail(r.status());
-  if (r->kind != state::MonitorRunKind().name) {
-    return Fail(absl::NotFoundError(fmt::format(
-        "{} is a {}, not a monitor run: list them with `ferry monitor-runs`", id, r->kind)));
-  }
   json j = RunJson(*project->lake, *r);
   j["spec"] = ObjectOf(r->spec_json);
   j["result"] = ObjectOf(r->result_json);
