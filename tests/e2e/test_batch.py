@@ -13,18 +13,14 @@ import io
 import json
 import os
 import re
-import shutil
 import unittest
 
 import zstandard
 
-from test_models_cli import _ClassScope, expected_probability, make_source
-from test_serve import Client
+from test_models_cli import expected_probability
+from test_serve import Client, fixture_project
 from ferry_e2e import (EXIT_CONFLICT, EXIT_NOT_FOUND, EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE,
-                       FerryTestCase, Project, wait_until)
-
-_HERE = os.path.dirname(os.path.abspath(__file__))
-FIXTURE = os.path.join(_HERE, "..", "fixtures", "serve")
+                       FerryTestCase, wait_until)
 
 UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 INPUT_COLUMNS = ["customer_id", "plan", "charges", "tenure"]
@@ -77,10 +73,7 @@ class BatchTest(FerryTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        p = Project(_ClassScope(cls), ferry_yaml=None)
-        shutil.copytree(FIXTURE, p.root, dirs_exist_ok=True)
-        make_source(p.path("source", "crm.db"))
-        p.run("train")  # churn:1
+        p = fixture_project(cls, ("train",))  # churn:1
         with open(os.path.join(p.lake, "models", "churn", "1", "model.json")) as f:
             cls.meta = json.load(f)
         cls.p = p

@@ -18,16 +18,15 @@ import json
 import os
 import random
 import re
-import shutil
 import signal
 import unittest
 import uuid
 
 import zstandard
 
-from test_models_cli import _ClassScope, expected_probability, make_source
-from test_serve import FIXTURE, Client
-from ferry_e2e import EXIT_OK, EXIT_RUN_FAILED, FerryTestCase, Project, wait_until
+from test_models_cli import expected_probability
+from test_serve import Client, fixture_project
+from ferry_e2e import EXIT_OK, EXIT_RUN_FAILED, FerryTestCase, wait_until
 
 EXIT_ALERTED = 3
 ROWS_PER_DAY = 200
@@ -60,10 +59,7 @@ class MonitorTest(FerryTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        p = Project(_ClassScope(cls), ferry_yaml=None)
-        shutil.copytree(FIXTURE, p.root, dirs_exist_ok=True)
-        make_source(p.path("source", "crm.db"))
-        p.run("train")  # churn:1
+        p = fixture_project(cls, ("train",))  # churn:1
         with open(os.path.join(p.lake, "models", "churn", "1", "model.json")) as f:
             cls.meta = json.load(f)
         cls.p = p

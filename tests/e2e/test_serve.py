@@ -67,17 +67,24 @@ class Client:
         self.conn.close()
 
 
+def fixture_project(cls, *runs):
+    """A project of the serving fixture for a test class, its source made, each of `runs` (the
+    arguments of one `ferry run`, e.g. ("train", "--param=C=0.05")) run in order."""
+    p = Project(_ClassScope(cls), ferry_yaml=None)
+    shutil.copytree(FIXTURE, p.root, dirs_exist_ok=True)
+    make_source(p.path("source", "crm.db"))
+    for args in runs:
+        p.run(*args)
+    return p
+
+
 class ServeTest(FerryTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        p = Project(_ClassScope(cls), ferry_yaml=None)
-        shutil.copytree(FIXTURE, p.root, dirs_exist_ok=True)
-        make_source(p.path("source", "crm.db"))
-        p.run("train")                      # churn:1
-        p.run("train", "--param=C=0.05")    # churn:2
-        p.run("python")                     # flaky:1
-        cls.p = p
+        cls.p = fixture_project(cls, ("train",),                      # churn:1
+                                ("train", "--param=C=0.05"),          # churn:2
+                                ("python",))                          # flaky:1
 
     # --- helpers ------------------------------------------------------------------------------
 
