@@ -354,6 +354,9 @@ class Scheduler::Impl {
         if (budget <= 0) return;
         Node& c = nodes_[child];
         if (c.laid_out || c.planned_state != ts::kPending) continue;
+        // At most max_parallel upstream tasks run at once: a task waiting on more is not next
+        // (a fan-in's sink is skipped here without walking its parents at every turn).
+        if (c.unfinished_parents > p_.max_parallel) continue;
         bool near = std::all_of(c.parents.begin(), c.parents.end(), [&](int parent) {
           return Done(nodes_[parent].planned_state) || nodes_[parent].handle != 0;
         });
