@@ -208,6 +208,15 @@ std::optional<size_t> Table::IndexOf(std::string_view name) const {
   return std::nullopt;
 }
 
+std::optional<size_t> Table::IndexOf(std::string_view name, size_t from) const {
+  const size_t n = columns_.size();
+  for (size_t k = 0; k < n; ++k) {
+    const size_t i = from + k < n ? from + k : from + k - n;
+    if (columns_[i].name() == name) return i;
+  }
+  return std::nullopt;
+}
+
 std::vector<std::string> Table::ColumnNames() const {
   std::vector<std::string> out;
   out.reserve(columns_.size());

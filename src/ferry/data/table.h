@@ -114,6 +114,9 @@ class Table {
   const Column* Find(std::string_view name) const;
   Column* FindMutable(std::string_view name);
   std::optional<size_t> IndexOf(std::string_view name) const;
+  // IndexOf scanning from column `from` on, then wrapping around: a caller that looks names up in
+  // the table's own order passes the index after its previous match and finds each at once.
+  std::optional<size_t> IndexOf(std::string_view name, size_t from) const;
   std::vector<std::string> ColumnNames() const;
 
   // Adds an empty column (a reference valid until the next AddColumn). AlreadyExists is a bug of

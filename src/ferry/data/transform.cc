@@ -1417,18 +1417,30 @@ absl::StatusOr<Table> ApplyTransform(const nlohmann::json& state, Table input,
     // Bring the input to the fitted schema: fitted order and types, unknown columns dropped.
     Table t;
     t.mutable_columns().reserve(state["input_columns"].size());
+    // Each column of `t` comes from a different column of `input` (`taken`), so its names are
+    // unique without Table::AddColumn's check, a scan of every column added before: this runs
+    // for every request in serving.
+    std::vector<bool> taken(input.num_columns());
+    size_t next = 0;  // the input mostly has the fitted order: each column found at once
     for (const json& col : state["input_columns"]) {
       // References, not copies: this runs for every column of every request in serving.
       const std::string& name = col.at("name").get_ref<const std::string&>();
       FERRY_ASSIGN_OR_RETURN(ColumnType type,
                              ParseTypeName(col.at("type").get_ref<const std::string&>()));
-      Column* c = input.FindMutable(name);
-      if (c == nullptr) {
+      const std::optional<size_t> at = input.IndexOf(name, next);
+      if (!at) {
         ctx.absent[name] = optional(name) ? Absence::kOptional : Absence::kRequired;
         continue;
       }
+      if (taken[*at]) {
+        return absl::InvalidArgumentError(fmt::format(
+            "the fitted transform state lists input column '{}' twice; refit the transform", name));
+      }
+      taken[*at] = true;
+      next = *at + 1;
+      Column* c = &input.mutable_column(*at);
       if (c->type() == type) {
-        t.AddColumn(std::move(*c));
+        t.mutable_columns().push_back(std::move(*c));
         continue;
       }
       absl::StatusOr<Column> cast = CastColumn(*c, type);
@@ -1437,7 +1449,7 @@ absl::StatusOr<Table> ApplyTransform(const nlohmann::json& state, Table input,
             fmt::format("input column '{}' is {} but the transform was fitted on {}: {}", name,
                         TypeName(c->type()), TypeName(type), cast.status().message()));
       }
-      t.AddColumn(*std::move(cast));
+      t.mutable_columns().push_back(*std::move(cast));
     }
     const json& ops = state["ops"];
     for (size_t i = 0; i < ops.size(); ++i) {

@@ -66,9 +66,16 @@ absl::StatusOr<std::vector<const data::Column*>> FindColumns(
     const data::Table& table, const std::vector<std::string>& names) {
   std::vector<const data::Column*> cols;
   std::vector<std::string> missing;
+  cols.reserve(names.size());
+  size_t next = 0;  // features mostly come in the table's order: each found at once
   for (const std::string& name : names) {
-    cols.push_back(table.Find(name));
-    if (cols.back() == nullptr) missing.push_back(name);
+    const std::optional<size_t> i = table.IndexOf(name, next);
+    cols.push_back(i ? &table.column(*i) : nullptr);
+    if (i) {
+      next = *i + 1;
+    } else {
+      missing.push_back(name);
+    }
   }
   if (!missing.empty()) {
     return absl::InvalidArgumentError(fmt::format("missing feature column{} {}; the model uses {}",
