@@ -14,7 +14,7 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build pkg-config ccache make
   libabsl-dev libyaml-cpp-dev nlohmann-json3-dev libsqlite3-dev libcli11-dev libfmt-dev
-  libssl-dev libgtest-dev libgmock-dev libzstd-dev libfast-float-dev libpq-dev
+  libssl-dev libgtest-dev libgmock-dev libzstd-dev libfast-float-dev libpq-dev libsimdjson-dev
   postgresql zstd python3-pandas python3-zstandard libeigen3-dev libxgboost-dev
   python3-sklearn python3-xgboost libboost-dev libspdlog-dev python3-numpy python3-scipy
   python3 procps

@@ -1,5 +1,6 @@
 #include "ferry/model/bundle.h"
 
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -92,49 +93,100 @@ absl::StatusOr<data::Table> InstancesToTable(const json& instances,
     for (size_t c = 0; c < cols.size(); ++c) {
       data::Column& col = t.mutable_column(c);
       auto it = row.find(cols[c].name);
-      if (it == row.end() || it->is_null()) {
+      if (it == row.end()) {
         col.AppendNull();
         continue;
       }
       const json& v = *it;
-      auto wrong = [&](std::string_view expected) {
-        return absl::InvalidArgumentError(fmt::format("instances[{}].{}: expected {} ({}), got {}",
-                                                      i, cols[c].name, expected,
-                                                      data::TypeName(cols[c].type), v.dump()));
-      };
-      switch (cols[c].type) {
-        case data::ColumnType::kInt64:
-          if (v.is_number_integer()) {
-            col.AppendInt(v.get<int64_t>());
-          } else if (v.is_number_float() && std::nearbyint(v.get<double>()) == v.get<double>()) {
-            col.AppendInt(static_cast<int64_t>(v.get<double>()));
-          } else {
-            return wrong("a whole number");
-          }
+      RowValue value;
+      switch (v.type()) {
+        case json::value_t::null:
           break;
-        case data::ColumnType::kFloat64:
-          if (!v.is_number()) return wrong("a number");
-          col.AppendDouble(v.get<double>());
+        case json::value_t::number_integer:
+          value.kind = RowValue::Kind::kInt;
+          value.i = v.get<int64_t>();
           break;
-        case data::ColumnType::kBool:
-          if (!v.is_boolean()) return wrong("true or false");
-          col.AppendBool(v.get<bool>());
+        case json::value_t::number_unsigned:
+          value.kind = RowValue::Kind::kUint;
+          value.u = v.get<uint64_t>();
           break;
-        case data::ColumnType::kString:
-          if (!v.is_string()) return wrong("a string");
-          col.AppendString(v.get<std::string>());
+        case json::value_t::number_float:
+          value.kind = RowValue::Kind::kDouble;
+          value.d = v.get<double>();
           break;
-        case data::ColumnType::kTimestamp: {
-          std::optional<int64_t> ts =
-              v.is_string() ? data::ParseTimestamp(v.get<std::string>()) : std::nullopt;
-          if (!ts) return wrong("an ISO 8601 timestamp string");
-          col.AppendInt(*ts);
+        case json::value_t::boolean:
+          value.kind = RowValue::Kind::kBool;
+          value.b = v.get<bool>();
           break;
-        }
+        case json::value_t::string:
+          value.kind = RowValue::Kind::kString;
+          value.s = v.get_ref<const std::string&>();
+          break;
+        default:
+          value.kind = RowValue::Kind::kOther;
+      }
+      if (const char* expected = AppendRowValue(col, value)) {
+        return RowValueError(i, col, expected, v.dump());
       }
     }
   }
   return t;
+}
+
+const char* AppendRowValue(data::Column& col, const RowValue& v) {
+  using Kind = RowValue::Kind;
+  if (v.kind == Kind::kNull) {
+    col.AppendNull();
+    return nullptr;
+  }
+  switch (col.type()) {
+    case data::ColumnType::kInt64:
+      if (v.kind == Kind::kInt) {
+        col.AppendInt(v.i);
+      } else if (v.kind == Kind::kUint && v.u <= static_cast<uint64_t>(INT64_MAX)) {
+        col.AppendInt(static_cast<int64_t>(v.u));
+      } else if (v.kind == Kind::kDouble && std::nearbyint(v.d) == v.d &&
+                 std::abs(v.d) < 0x1.0p63) {
+        col.AppendInt(static_cast<int64_t>(v.d));
+      } else {
+        return "a whole number";
+      }
+      return nullptr;
+    case data::ColumnType::kFloat64:
+      if (v.kind == Kind::kDouble) {
+        col.AppendDouble(v.d);
+      } else if (v.kind == Kind::kInt) {
+        col.AppendDouble(static_cast<double>(v.i));
+      } else if (v.kind == Kind::kUint) {
+        col.AppendDouble(static_cast<double>(v.u));
+      } else {
+        return "a number";
+      }
+      return nullptr;
+    case data::ColumnType::kBool:
+      if (v.kind != Kind::kBool) return "true or false";
+      col.AppendBool(v.b);
+      return nullptr;
+    case data::ColumnType::kString:
+      if (v.kind != Kind::kString) return "a string";
+      col.AppendString(v.s);
+      return nullptr;
+    case data::ColumnType::kTimestamp: {
+      std::optional<int64_t> ts =
+          v.kind == Kind::kString ? data::ParseTimestamp(v.s) : std::nullopt;
+      if (!ts) return "an ISO 8601 timestamp string";
+      col.AppendInt(*ts);
+      return nullptr;
+    }
+  }
+  return "a value of a known type";
+}
+
+absl::Status RowValueError(size_t row, const data::Column& col, std::string_view expected,
+                           std::string_view got) {
+  return absl::InvalidArgumentError(fmt::format("instances[{}].{}: expected {} ({}), got {}", row,
+                                                col.name(), expected, data::TypeName(col.type()),
+                                                got));
 }
 
 json TableToInstances(const data::Table& table) {
@@ -211,6 +263,57 @@ json PredictionsToJson(const Predictions& p) {
     json probs = json::object();
     for (size_t c = 0; c < p.classes.size(); ++c) probs[p.classes[c]] = p.Probability(r, c);
     out.push_back({{"label", p.classes[p.ArgMax(r)]}, {"probabilities", std::move(probs)}});
+  }
+  return out;
+}
+
+namespace {
+
+// A JSON number as nlohmann's dump writes it (shortest round-trip digits, a ".0" on integral
+// values), null for NaN and infinities, which JSON cannot carry.
+void AppendJsonDouble(std::string& out, double v) {
+  if (!std::isfinite(v)) {
+    out += "null";
+    return;
+  }
+  char buf[32];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+  const std::string_view text(buf, static_cast<size_t>(end - buf));
+  out += text;
+  if (text.find_first_of(".e") == std::string_view::npos) out += ".0";
+}
+
+}  // namespace
+
+std::vector<std::string> PredictionTexts(const Predictions& p) {
+  std::vector<std::string> out(p.rows);
+  if (p.task == Task::kRegression) {
+    for (size_t r = 0; r < p.rows; ++r) {
+      out[r] = "{\"value\":";
+      AppendJsonDouble(out[r], p.values[r]);
+      out[r] += '}';
+    }
+    return out;
+  }
+  // Class labels are any text: quoted and escaped once, by the JSON library.
+  std::vector<std::string> quoted;
+  quoted.reserve(p.classes.size());
+  for (const std::string& c : p.classes) {
+    quoted.push_back(json(c).dump(-1, ' ', false, json::error_handler_t::replace));
+  }
+  for (size_t r = 0; r < p.rows; ++r) {
+    std::string& o = out[r];
+    o.reserve(32 + 32 * quoted.size());
+    o = "{\"label\":";
+    o += quoted[p.ArgMax(r)];
+    o += ",\"probabilities\":{";
+    for (size_t c = 0; c < quoted.size(); ++c) {
+      if (c > 0) o += ',';
+      o += quoted[c];
+      o += ':';
+      AppendJsonDouble(o, p.Probability(r, c));
+    }
+    o += "}}";
   }
   return out;
 }

@@ -19,8 +19,10 @@
 //   FERRY_ASSIGN_OR_RETURN(nlohmann::json out,
 //                          ScoreInstances(b, json::parse(R"({"instances": [{"tenure": 3}]})")));
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -71,6 +73,26 @@ absl::StatusOr<std::vector<InputColumn>> ParseInputSchema(const nlohmann::json& 
 absl::StatusOr<data::Table> InstancesToTable(const nlohmann::json& instances,
                                              const std::vector<InputColumn>& schema);
 
+// One value of a request row, whichever JSON parser read it (InstancesToTable reads nlohmann's
+// documents, the serving path parses bodies straight into columns): the one place that decides
+// which JSON values a column type takes.
+struct RowValue {
+  enum class Kind { kNull, kInt, kUint, kDouble, kBool, kString, kOther };
+  Kind kind = Kind::kNull;
+  int64_t i = 0;
+  uint64_t u = 0;
+  double d = 0;
+  bool b = false;
+  std::string_view s;  // kString: the decoded text, valid for the call
+};
+// Appends `v` to `col` and returns null, or, when col's type does not take it, appends nothing and
+// returns what the type takes ("a whole number") for RowValueError.
+const char* AppendRowValue(data::Column& col, const RowValue& v);
+// InvalidArgument "instances[3].tenure: expected a whole number (int64), got \"x\"", where `got`
+// is the value as JSON text.
+absl::Status RowValueError(size_t row, const data::Column& col, std::string_view expected,
+                           std::string_view got);
+
 // The columns of input_schema a request may leave out: those the bundled transform drops before
 // any other op reads them (an id, a signup date). Serving and `ferry predict` accept rows without
 // them (the transform's drop skips an absent column); every other input column is required.
@@ -84,6 +106,9 @@ absl::StatusOr<data::Table> PrepareFeatures(const nlohmann::json& meta, data::Ta
 //   classification: {"label": "1", "probabilities": {"0": 0.12, "1": 0.88}}
 //   regression:     {"value": 41.5}
 nlohmann::json PredictionsToJson(const Predictions& p);
+// The same objects as JSON text, one string per row, written without building a document (the
+// request path of serving): numbers in shortest round-trip form, NaN and infinities as null.
+std::vector<std::string> PredictionTexts(const Predictions& p);
 
 // The serving code path: {"instances": [...]} -> {"predictions": [...]} (PredictionsToJson).
 // InvalidArgument for a request that is not an object with an "instances" array, or rows that

@@ -206,5 +206,27 @@ TEST(ScoreInstances, RejectsBadRequestsAndMissingBundles) {
               HasSubstr("not a model bundle's metadata"));
 }
 
+TEST(PredictionTexts, AreThePredictionsToJsonObjectsAsText) {
+  Predictions c;
+  c.task = Task::kBinary;
+  c.rows = 3;
+  c.classes = {"no", "ye\"s"};  // a label that needs escaping
+  c.values = {0.25, 0.75, 1.0, 0.0, 0.5, 0.5};
+  const std::vector<std::string> texts = PredictionTexts(c);
+  const json docs = PredictionsToJson(c);
+  ASSERT_EQ(texts.size(), 3u);
+  for (size_t r = 0; r < 3; ++r) EXPECT_EQ(json::parse(texts[r]), docs[r]) << texts[r];
+  EXPECT_EQ(texts[0], R"({"label":"ye\"s","probabilities":{"no":0.25,"ye\"s":0.75}})");
+  // Whole numbers stay floats, as nlohmann writes them.
+  EXPECT_EQ(texts[1], R"({"label":"no","probabilities":{"no":1.0,"ye\"s":0.0}})");
+
+  Predictions r;
+  r.task = Task::kRegression;
+  r.rows = 3;
+  r.values = {41.5, 1e-7, std::nan("")};
+  EXPECT_EQ(PredictionTexts(r), (std::vector<std::string>{R"({"value":41.5})", R"({"value":1e-07})",
+                                                          R"({"value":null})"}));
+}
+
 }  // namespace
 }  // namespace ferry::model

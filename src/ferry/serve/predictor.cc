@@ -8,6 +8,7 @@
 #include "ferry/model/bundle.h"
 #include "ferry/pipeline/model_steps.h"
 #include "fmt/format.h"
+#include "simdjson.h"
 
 namespace ferry::serve {
 namespace {
@@ -18,27 +19,43 @@ class BundlePredictor final : public Predictor {
  public:
   // InvalidArgument when the bundle's input_schema names an unknown type.
   static absl::StatusOr<std::shared_ptr<Predictor>> Create(model::Bundle bundle) {
+    TypedInput typed;
     FERRY_ASSIGN_OR_RETURN(
-        std::vector<model::InputColumn> schema,
-        model::ParseInputSchema(bundle.meta.value("input_schema", json::array())));
-    return std::shared_ptr<Predictor>(new BundlePredictor(std::move(bundle), std::move(schema)));
+        typed.columns, model::ParseInputSchema(bundle.meta.value("input_schema", json::array())));
+    const std::vector<std::string> optional = model::OptionalInputs(bundle.meta);
+    for (const model::InputColumn& c : typed.columns) {
+      if (std::count_if(typed.columns.begin(), typed.columns.end(),
+                        [&](const model::InputColumn& o) { return o.name == c.name; }) > 1) {
+        return absl::InvalidArgumentError(
+            fmt::format("the bundle's input_schema lists column '{}' twice", c.name));
+      }
+      typed.required.push_back(std::find(optional.begin(), optional.end(), c.name) ==
+                               optional.end());
+      typed.quoted_names.push_back(
+          json(c.name).dump(-1, ' ', false, json::error_handler_t::replace));
+    }
+    return std::shared_ptr<Predictor>(new BundlePredictor(std::move(bundle), std::move(typed)));
   }
 
   absl::StatusOr<json> Predict(const json& rows) override {
-    FERRY_ASSIGN_OR_RETURN(data::Table raw, model::InstancesToTable(rows, schema_));
-    FERRY_ASSIGN_OR_RETURN(data::Table features,
-                           model::PrepareFeatures(bundle_.meta, std::move(raw)));
-    FERRY_ASSIGN_OR_RETURN(model::Predictions p, bundle_.model->Predict(features));
+    FERRY_ASSIGN_OR_RETURN(data::Table raw, model::InstancesToTable(rows, typed_.columns));
+    FERRY_ASSIGN_OR_RETURN(model::Predictions p, PredictTable(std::move(raw)));
     return model::PredictionsToJson(p);
   }
   bool Ready() const override { return true; }
+  const TypedInput* typed_input() const override { return &typed_; }
+  absl::StatusOr<model::Predictions> PredictTable(data::Table raw) override {
+    FERRY_ASSIGN_OR_RETURN(data::Table features,
+                           model::PrepareFeatures(bundle_.meta, std::move(raw)));
+    return bundle_.model->Predict(features);
+  }
 
  private:
-  BundlePredictor(model::Bundle bundle, std::vector<model::InputColumn> schema)
-      : bundle_(std::move(bundle)), schema_(std::move(schema)) {}
+  BundlePredictor(model::Bundle bundle, TypedInput typed)
+      : bundle_(std::move(bundle)), typed_(std::move(typed)) {}
 
   const model::Bundle bundle_;
-  const std::vector<model::InputColumn> schema_;  // input_schema, read once
+  const TypedInput typed_;  // input_schema, read once
 };
 
 std::string InputNames(const std::vector<InputFeature>& inputs) {
@@ -50,27 +67,50 @@ std::string InputNames(const std::vector<InputFeature>& inputs) {
   return out;
 }
 
+// The errors of a request row that does not fit the model, worded once for both parsers.
+absl::Status ArityError(std::string_view field, size_t index, const ServedModel& model,
+                        size_t got) {
+  return absl::InvalidArgumentError(
+      fmt::format("{}[{}]: expected {} values in the model's input order ({}), got {}", field,
+                  index, model.inputs.size(), InputNames(model.inputs), got));
+}
+absl::Status NotARowError(std::string_view field, size_t index, std::string_view got_type) {
+  return absl::InvalidArgumentError(fmt::format(
+      "{}[{}]: a row is an object keyed by feature name or an array in input order, got {}", field,
+      index, got_type));
+}
+absl::Status UnknownFeatureError(std::string_view field, size_t index, std::string_view key,
+                                 const ServedModel& model) {
+  return absl::InvalidArgumentError(
+      fmt::format("{}[{}]: unknown feature '{}'; the model's inputs are {}", field, index, key,
+                  InputNames(model.inputs)));
+}
+absl::Status MissingFeatureError(std::string_view field, size_t index, std::string_view name) {
+  return absl::InvalidArgumentError(fmt::format(
+      "{}[{}]: missing feature '{}' (send null for a missing value)", field, index, name));
+}
+absl::Status NotInstancesError() {
+  return absl::InvalidArgumentError(
+      "expected {\"instances\": [row, ...]} (rows as objects by feature name or arrays in input "
+      "order), or text/csv");
+}
+absl::Status EmptyBatchError(std::string_view field) {
+  return absl::InvalidArgumentError(fmt::format("{}: empty batch: send at least one row", field));
+}
+
 // Makes one request row (object or array) an object keyed by exactly the model's inputs, in
 // place: the request path does not copy rows. `field`[`index`] names it in errors.
 absl::Status NormaliseRow(json& row, const ServedModel& model, std::string_view field,
                           size_t index) {
   const std::vector<InputFeature>& inputs = model.inputs;
   if (row.is_array()) {
-    if (row.size() != inputs.size()) {
-      return absl::InvalidArgumentError(
-          fmt::format("{}[{}]: expected {} values in the model's input order ({}), got {}", field,
-                      index, inputs.size(), InputNames(inputs), row.size()));
-    }
+    if (row.size() != inputs.size()) return ArityError(field, index, model, row.size());
     json out = json::object();
     for (size_t i = 0; i < inputs.size(); ++i) out[inputs[i].name] = std::move(row[i]);
     row = std::move(out);
     return absl::OkStatus();
   }
-  if (!row.is_object()) {
-    return absl::InvalidArgumentError(fmt::format(
-        "{}[{}]: a row is an object keyed by feature name or an array in input order, got {}",
-        field, index, row.type_name()));
-  }
+  if (!row.is_object()) return NotARowError(field, index, row.type_name());
   size_t required = 0;
   for (const auto& [key, value] : row.items()) {
     bool known = false;
@@ -82,31 +122,77 @@ absl::Status NormaliseRow(json& row, const ServedModel& model, std::string_view 
       }
     }
     for (const std::string& o : model.optional_inputs) known = known || o == key;
-    if (!known) {
-      return absl::InvalidArgumentError(
-          fmt::format("{}[{}]: unknown feature '{}'; the model's inputs are {}", field, index, key,
-                      InputNames(inputs)));
-    }
+    if (!known) return UnknownFeatureError(field, index, key, model);
   }
   if (required != inputs.size()) {
     for (const InputFeature& f : inputs) {
-      if (!row.contains(f.name)) {
-        return absl::InvalidArgumentError(fmt::format(
-            "{}[{}]: missing feature '{}' (send null for a missing value)", field, index, f.name));
-      }
+      if (!row.contains(f.name)) return MissingFeatureError(field, index, f.name);
     }
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<json> NormaliseRows(json rows, const ServedModel& model, std::string_view field) {
-  if (rows.empty()) {
-    return absl::InvalidArgumentError(fmt::format("{}: empty batch: send at least one row", field));
-  }
+  if (rows.empty()) return EmptyBatchError(field);
   for (size_t i = 0; i < rows.size(); ++i) {
     FERRY_RETURN_IF_ERROR(NormaliseRow(rows[i], model, field, i));
   }
   return rows;
+}
+
+// --- The typed path: simdjson's DOM straight into columns ---
+
+std::string_view TypeName(simdjson::dom::element e) {  // as nlohmann's type_name() says it
+  switch (e.type()) {
+    case simdjson::dom::element_type::ARRAY:
+      return "array";
+    case simdjson::dom::element_type::OBJECT:
+      return "object";
+    case simdjson::dom::element_type::STRING:
+      return "string";
+    case simdjson::dom::element_type::BOOL:
+      return "boolean";
+    case simdjson::dom::element_type::NULL_VALUE:
+      return "null";
+    default:
+      return "number";
+  }
+}
+
+model::RowValue ToRowValue(simdjson::dom::element e) {
+  using Kind = model::RowValue::Kind;
+  model::RowValue v;
+  switch (e.type()) {
+    case simdjson::dom::element_type::INT64:
+      v.kind = e.get(v.i) == simdjson::SUCCESS ? Kind::kInt : Kind::kOther;
+      break;
+    case simdjson::dom::element_type::UINT64:
+      v.kind = e.get(v.u) == simdjson::SUCCESS ? Kind::kUint : Kind::kOther;
+      break;
+    case simdjson::dom::element_type::DOUBLE:
+      v.kind = e.get(v.d) == simdjson::SUCCESS ? Kind::kDouble : Kind::kOther;
+      break;
+    case simdjson::dom::element_type::BOOL:
+      v.kind = e.get(v.b) == simdjson::SUCCESS ? Kind::kBool : Kind::kOther;
+      break;
+    case simdjson::dom::element_type::STRING:
+      v.kind = e.get(v.s) == simdjson::SUCCESS ? Kind::kString : Kind::kOther;
+      break;
+    case simdjson::dom::element_type::NULL_VALUE:
+      break;
+    default:
+      v.kind = Kind::kOther;
+  }
+  return v;
+}
+
+// Appends `value` to column `c` of `table`, or the error naming row `index`.
+absl::Status AppendValue(data::Table& table, size_t c, size_t index, simdjson::dom::element value) {
+  data::Column& col = table.mutable_column(c);
+  if (const char* expected = model::AppendRowValue(col, ToRowValue(value))) {
+    return model::RowValueError(index, col, expected, simdjson::minify(value));
+  }
+  return absl::OkStatus();
 }
 
 // Debian 12's abseil splits its own string_view type, not std::string_view: a plain splitter.
@@ -173,6 +259,10 @@ class QuietDomParser {
 };
 
 }  // namespace
+
+absl::StatusOr<model::Predictions> Predictor::PredictTable(data::Table) {
+  return absl::UnimplementedError("this model does not score typed rows in-process");
+}
 
 absl::StatusOr<json> ParseJsonBody(std::string_view body) {
   json doc;
@@ -241,11 +331,7 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> LoadServedModel(
 absl::StatusOr<json> ParseJsonRows(std::string_view body, const ServedModel& model) {
   FERRY_ASSIGN_OR_RETURN(json doc, ParseJsonBody(body));
   if (doc.is_array()) return NormaliseRows(std::move(doc), model, "instances");
-  if (!doc.is_object() || !doc.contains("instances")) {
-    return absl::InvalidArgumentError(
-        "expected {\"instances\": [row, ...]} (rows as objects by feature name or arrays in input "
-        "order), or text/csv");
-  }
+  if (!doc.is_object() || !doc.contains("instances")) return NotInstancesError();
   json& instances = doc["instances"];
   if (instances.is_object()) {
     json one = json::array();
@@ -257,6 +343,100 @@ absl::StatusOr<json> ParseJsonRows(std::string_view body, const ServedModel& mod
         fmt::format("instances: expected an array of rows, got {}", instances.type_name()));
   }
   return NormaliseRows(std::move(instances), model, "instances");
+}
+
+absl::StatusOr<TypedRows> ParseJsonTable(std::string_view body, const ServedModel& model,
+                                         const TypedInput& typed) {
+  // One parser per event loop thread: its buffers are reused from request to request.
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (simdjson::error_code e = parser.parse(body.data(), body.size()).get(doc)) {
+    return absl::InvalidArgumentError(
+        fmt::format("the body is not valid JSON: {}", simdjson::error_message(e)));
+  }
+  simdjson::dom::element instances = doc;
+  if (simdjson::dom::object top; doc.get(top) == simdjson::SUCCESS) {
+    if (top.at_key("instances").get(instances)) return NotInstancesError();
+    if (!instances.is_array() && !instances.is_object()) {
+      return absl::InvalidArgumentError(
+          fmt::format("instances: expected an array of rows, got {}", TypeName(instances)));
+    }
+  } else if (!doc.is_array()) {
+    return NotInstancesError();
+  }
+  // {"instances": row} is one row.
+  const bool one = instances.is_object();
+  simdjson::dom::array rows;
+  if (!one && instances.get(rows)) return NotInstancesError();  // checked above: an array
+  const size_t n = one ? 1 : rows.size();
+  if (n == 0) return EmptyBatchError("instances");
+
+  const std::vector<model::InputColumn>& cols = typed.columns;
+  TypedRows out;
+  out.table.mutable_columns().reserve(cols.size());
+  // The names are unique (checked when the bundle loaded): no AddColumn check per column.
+  for (const model::InputColumn& c : cols) {
+    out.table.mutable_columns().emplace_back(c.name, c.type).Reserve(n);
+  }
+  out.inputs.reserve(n);
+  std::vector<char> seen(cols.size());
+  auto read_row = [&](simdjson::dom::element row, size_t i) -> absl::Status {
+    if (simdjson::dom::array values; row.get(values) == simdjson::SUCCESS) {
+      if (values.size() != model.inputs.size()) {
+        return ArityError("instances", i, model, values.size());
+      }
+      // Echoed and logged as an object by feature name, as an object row is.
+      std::string& text = out.inputs.emplace_back("{");
+      auto value = values.begin();
+      for (size_t c = 0; c < cols.size(); ++c) {
+        if (!typed.required[c]) {
+          out.table.mutable_column(c).AppendNull();
+          continue;
+        }
+        FERRY_RETURN_IF_ERROR(AppendValue(out.table, c, i, *value));
+        if (text.size() > 1) text += ',';
+        text += typed.quoted_names[c];
+        text += ':';
+        text += simdjson::minify(*value);
+        ++value;
+      }
+      text += '}';
+      return absl::OkStatus();
+    }
+    simdjson::dom::object object;
+    if (row.get(object)) return NotARowError("instances", i, TypeName(row));
+    std::fill(seen.begin(), seen.end(), 0);
+    size_t k = 0;
+    for (simdjson::dom::key_value_pair field : object) {
+      // Clients mostly send the features in input order: try the k-th column first.
+      size_t c = k < cols.size() && cols[k].name == field.key ? k : cols.size();
+      ++k;
+      for (size_t j = 0; c == cols.size() && j < cols.size(); ++j) {
+        if (cols[j].name == field.key) c = j;
+      }
+      if (c == cols.size()) return UnknownFeatureError("instances", i, field.key, model);
+      if (seen[c]) {
+        return absl::InvalidArgumentError(
+            fmt::format("instances[{}]: feature '{}' is given twice", i, field.key));
+      }
+      seen[c] = 1;
+      FERRY_RETURN_IF_ERROR(AppendValue(out.table, c, i, field.value));
+    }
+    for (size_t c = 0; c < cols.size(); ++c) {
+      if (seen[c]) continue;
+      if (typed.required[c]) return MissingFeatureError("instances", i, cols[c].name);
+      out.table.mutable_column(c).AppendNull();
+    }
+    out.inputs.push_back(simdjson::minify(row));
+    return absl::OkStatus();
+  };
+  if (one) {
+    FERRY_RETURN_IF_ERROR(read_row(instances, 0));
+  } else {
+    size_t i = 0;
+    for (simdjson::dom::element row : rows) FERRY_RETURN_IF_ERROR(read_row(row, i++));
+  }
+  return out;
 }
 
 absl::StatusOr<json> ParseCsvRows(std::string_view body, const ServedModel& model) {
@@ -284,7 +464,7 @@ absl::StatusOr<json> ParseCsvRows(std::string_view body, const ServedModel& mode
     }
     rows.push_back(std::move(row));
   }
-  if (rows.empty()) return absl::InvalidArgumentError("csv: empty batch: send at least one row");
+  if (rows.empty()) return EmptyBatchError("csv");
   return rows;
 }
 
@@ -361,7 +541,7 @@ absl::StatusOr<json> ParseV2Rows(const json& request, const ServedModel& model) 
           fmt::format("inputs: missing feature '{}'", inputs[f].name));
     }
   }
-  if (rows.empty()) return absl::InvalidArgumentError("inputs: empty batch: send at least one row");
+  if (rows.empty()) return EmptyBatchError("inputs");
   return rows;
 }
 

@@ -23,11 +23,21 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "ferry/data/table.h"
+#include "ferry/model/bundle.h"
 #include "ferry/state/state_store.h"
 #include "ferry/storage/artifact_store.h"
 #include "nlohmann/json.hpp"
 
 namespace ferry::serve {
+
+// The columns an in-process model reads a request into (model.json's input_schema, read once),
+// for the typed request path (ParseJsonTable).
+struct TypedInput {
+  std::vector<model::InputColumn> columns;  // input_schema's order
+  std::vector<bool> required;               // false for the optional inputs
+  std::vector<std::string> quoted_names;    // each name as a JSON string, for echoed rows
+};
 
 class Predictor {
  public:
@@ -36,6 +46,12 @@ class Predictor {
   // no worker can take the request now (503); anything else is the model failing (500).
   virtual absl::StatusOr<nlohmann::json> Predict(const nlohmann::json& rows) = 0;
   virtual bool Ready() const = 0;
+
+  // The typed path, for models that score in-process: their input columns, and the scoring of a
+  // table of them (a ParseJsonTable result) with the errors of Predict. A request on this path
+  // builds no JSON document. Null and Unimplemented for the others (external workers).
+  virtual const TypedInput* typed_input() const { return nullptr; }
+  virtual absl::StatusOr<model::Predictions> PredictTable(data::Table raw);
 };
 
 // One input feature of a model, as a request carries it (model.json's input_schema).
@@ -78,6 +94,17 @@ absl::StatusOr<std::shared_ptr<Predictor>> NewBundlePredictor(const std::string&
 // model's inputs are tenure, plan, charges", "instances[0]: missing feature 'plan'",
 // "instances[1]: expected 3 values in the model's input order (tenure, plan, charges), got 2",
 // "instances: empty batch". Value types are checked when the rows are scored (model/bundle.h).
+
+// The rows of a SageMaker-style JSON body (as ParseJsonRows takes it, with its errors, and a
+// feature given twice in a row refused) read straight into `typed`'s columns, each value typed
+// as model::InstancesToTable types it; optional inputs left out are nulls. `inputs` holds each
+// row as a JSON object by feature name, for the echoed inputs and the inference log.
+struct TypedRows {
+  data::Table table;
+  std::vector<std::string> inputs;
+};
+absl::StatusOr<TypedRows> ParseJsonTable(std::string_view body, const ServedModel& model,
+                                         const TypedInput& typed);
 
 // Parses a JSON body without throwing: InvalidArgument with the parser's message (byte offset).
 absl::StatusOr<nlohmann::json> ParseJsonBody(std::string_view body);

@@ -62,6 +62,24 @@ std::string_view CodeFor(int status) {
   }
 }
 
+// Each element of a JSON array as compact text (invalid UTF-8 replaced, never thrown).
+std::vector<std::string> JsonTexts(const json& docs) {
+  std::vector<std::string> out;
+  out.reserve(docs.size());
+  for (const json& d : docs) out.push_back(d.dump(-1, ' ', false, json::error_handler_t::replace));
+  return out;
+}
+
+// Appends [a,b,...] of JSON texts.
+void AppendJsonArray(std::string& out, const std::vector<std::string>& texts) {
+  out += '[';
+  for (size_t i = 0; i < texts.size(); ++i) {
+    if (i > 0) out += ',';
+    out += texts[i];
+  }
+  out += ']';
+}
+
 }  // namespace
 
 InferenceService::InferenceService(ServiceOptions options, ServeMetrics& metrics,
@@ -321,55 +339,84 @@ void InferenceService::Invoke(const Request& request, Response& response, Format
   const HostedVariant& variant = *snap->Pick(sticky.empty() ? NextRandom() : Fnv1a(sticky));
   const ServedModel& model = *variant.model;
 
-  absl::StatusOr<json> rows;
-  json v2_request;
-  if (format == Format::kV2) {
-    absl::StatusOr<json> doc = ParseJsonBody(request.body);
-    if (!doc.ok())
-      return fail(variant.metrics, 400, "invalid_input", std::string(doc.status().message()));
-    v2_request = std::move(*doc);
-    rows = ParseV2Rows(v2_request, model);
-  } else {
-    const std::string_view type = request.HeaderValue("Content-Type");
-    if (type.substr(0, 8) == "text/csv") {
-      rows = ParseCsvRows(request.body, model);
-    } else if (type.empty() || type.find("json") != std::string_view::npos) {
-      rows = ParseJsonRows(request.body, model);
-    } else {
-      return fail(variant.metrics, 415, "unsupported_media_type",
-                  fmt::format("Content-Type {}: send application/json or text/csv", type));
+  // Rows and predictions as the JSON texts that the response carries and the log records. The
+  // typed path (SageMaker JSON to an in-process model) writes them without building a document;
+  // the others (CSV, v2, external models) parse and predict documents, and render these from them.
+  std::vector<std::string> inputs, outputs;
+  json rows, predictions, v2_request;
+  const std::string_view type = request.HeaderValue("Content-Type");
+  const bool csv = format == Format::kSageMaker && type.substr(0, 8) == "text/csv";
+  if (format == Format::kSageMaker && !csv && !type.empty() &&
+      type.find("json") == std::string_view::npos) {
+    return fail(variant.metrics, 415, "unsupported_media_type",
+                fmt::format("Content-Type {}: send application/json or text/csv", type));
+  }
+  const TypedInput* typed =
+      format == Format::kSageMaker && !csv ? model.predictor->typed_input() : nullptr;
+  if (typed != nullptr) {
+    absl::StatusOr<TypedRows> parsed = ParseJsonTable(request.body, model, *typed);
+    if (!parsed.ok())
+      return fail(variant.metrics, 400, "invalid_input", std::string(parsed.status().message()));
+    absl::StatusOr<model::Predictions> p = model.predictor->PredictTable(std::move(parsed->table));
+    if (!p.ok()) {
+      const int status = StatusFor(p.status());
+      return fail(variant.metrics, status, CodeFor(status), std::string(p.status().message()));
     }
+    inputs = std::move(parsed->inputs);
+    outputs = model::PredictionTexts(*p);
+  } else {
+    absl::StatusOr<json> parsed;
+    if (format == Format::kV2) {
+      absl::StatusOr<json> doc = ParseJsonBody(request.body);
+      if (!doc.ok())
+        return fail(variant.metrics, 400, "invalid_input", std::string(doc.status().message()));
+      v2_request = std::move(*doc);
+      parsed = ParseV2Rows(v2_request, model);
+    } else {
+      parsed = csv ? ParseCsvRows(request.body, model) : ParseJsonRows(request.body, model);
+    }
+    if (!parsed.ok())
+      return fail(variant.metrics, 400, "invalid_input", std::string(parsed.status().message()));
+    rows = std::move(*parsed);
+    absl::StatusOr<json> p = model.predictor->Predict(rows);
+    if (!p.ok()) {
+      const int status = StatusFor(p.status());
+      return fail(variant.metrics, status, CodeFor(status), std::string(p.status().message()));
+    }
+    predictions = std::move(*p);
   }
-  if (!rows.ok())
-    return fail(variant.metrics, 400, "invalid_input", std::string(rows.status().message()));
-
-  absl::StatusOr<json> predictions = variant.model->predictor->Predict(*rows);
-  if (!predictions.ok()) {
-    const int status = StatusFor(predictions.status());
-    return fail(variant.metrics, status, CodeFor(status),
-                std::string(predictions.status().message()));
-  }
+  auto render_texts = [&] {
+    if (typed != nullptr || !outputs.empty()) return;
+    inputs = JsonTexts(rows);
+    outputs = JsonTexts(predictions);
+  };
 
   if (format == Format::kSageMaker) {
-    response.body.reserve(256);
-    response.body = R"({"predictions":)";
-    response.body += predictions->dump(-1, ' ', false, json::error_handler_t::replace);
-    response.body += R"(,"model":)";
-    response.body += variant.model_json;
-    response.body += R"(,"transaction_id":")";
-    response.body += transaction_id;
-    response.body += '"';
+    render_texts();
+    std::string& body = response.body;
+    size_t size = 96 + variant.model_json.size() + transaction_id.size();
+    for (const std::string& o : outputs) size += o.size() + 1;
     if (snap->config.echo_inputs) {
-      response.body += R"(,"inputs":)";
-      response.body += rows->dump(-1, ' ', false, json::error_handler_t::replace);
+      for (const std::string& i : inputs) size += i.size() + 1;
     }
-    response.body += '}';
+    body.reserve(size);
+    body = R"({"predictions":)";
+    AppendJsonArray(body, outputs);
+    body += R"(,"model":)";
+    body += variant.model_json;
+    body += R"(,"transaction_id":")";
+    body += transaction_id;
+    body += '"';
+    if (snap->config.echo_inputs) {
+      body += R"(,"inputs":)";
+      AppendJsonArray(body, inputs);
+    }
+    body += '}';
   } else {
     // Open Inference Protocol v2: one output tensor per prediction field.
     json labels = json::array(), values = json::array(), probabilities = json::array();
-    const std::string task = variant.model->meta.value("task", "");
     size_t classes = 0;
-    for (const json& p : *predictions) {
+    for (const json& p : predictions) {
       if (p.contains("value")) values.push_back(p["value"]);
       if (p.contains("label")) labels.push_back(p["label"]);
       if (p.contains("probabilities")) {
@@ -377,33 +424,33 @@ void InferenceService::Invoke(const Request& request, Response& response, Format
         for (const auto& [k, prob] : p["probabilities"].items()) probabilities.push_back(prob);
       }
     }
-    const size_t n = predictions->size();
-    json outputs = json::array();
+    const size_t n = predictions.size();
+    json out_tensors = json::array();
     if (!values.empty()) {
-      outputs.push_back(
+      out_tensors.push_back(
           {{"name", "value"}, {"shape", {n}}, {"datatype", "FP64"}, {"data", values}});
     }
     if (!labels.empty()) {
-      outputs.push_back(
+      out_tensors.push_back(
           {{"name", "label"}, {"shape", {n}}, {"datatype", "BYTES"}, {"data", labels}});
     }
     if (!probabilities.empty()) {
-      outputs.push_back({{"name", "probabilities"},
-                         {"shape", {n, classes}},
-                         {"datatype", "FP64"},
-                         {"data", probabilities}});
+      out_tensors.push_back({{"name", "probabilities"},
+                             {"shape", {n, classes}},
+                             {"datatype", "FP64"},
+                             {"data", probabilities}});
     }
     json out = {{"model_name", std::string(name)},
                 {"model_version", std::to_string(variant.config.version)},
                 {"id", v2_request.value("id", transaction_id)},
-                {"outputs", outputs},
+                {"outputs", out_tensors},
                 {"parameters",
                  {{"transaction_id", transaction_id},
                   {"model",
                    {{"name", variant.config.model},
                     {"version", variant.config.version},
                     {"variant", variant.config.name}}}}}};
-    if (snap->config.echo_inputs) out["parameters"]["inputs"] = *rows;
+    if (snap->config.echo_inputs) out["parameters"]["inputs"] = rows;
     response.body = out.dump(-1, ' ', false, json::error_handler_t::replace);
   }
   const auto took = elapsed();
@@ -414,11 +461,16 @@ void InferenceService::Invoke(const Request& request, Response& response, Format
       (snap->config.log_sampling > 0 &&
        static_cast<double>(NextRandom() >> 11) * 0x1.0p-53 < snap->config.log_sampling);
   if (sampled && log_ != nullptr) {
-    LogRows(variant, transaction_id, at, *rows, *predictions,
+    render_texts();
+    LogRows(variant, transaction_id, at, inputs, outputs,
             std::chrono::duration<double, std::milli>(took).count());
   }
   if (!snap->shadows.empty()) {
-    auto shared_rows = std::make_shared<const json>(std::move(*rows));
+    if (typed != nullptr) {  // the shadows' predictors take documents
+      rows = json::array();
+      for (const std::string& text : inputs) rows.push_back(json::parse(text, nullptr, false));
+    }
+    auto shared_rows = std::make_shared<const json>(std::move(rows));
     std::lock_guard<std::mutex> lock(shadow_mu_);
     if (shadow_jobs_.size() >= options_.shadow_queue) {
       shadow_dropped_.fetch_add(1);
@@ -430,18 +482,26 @@ void InferenceService::Invoke(const Request& request, Response& response, Format
 }
 
 void InferenceService::LogRows(const HostedVariant& variant, const std::string& transaction_id,
-                               absl::Time at, const json& rows, const json& predictions,
-                               double latency_ms) {
+                               absl::Time at, const std::vector<std::string>& inputs,
+                               const std::vector<std::string>& outputs, double latency_ms) {
   const std::string time = IsoTime(at);
-  for (size_t i = 0; i < rows.size(); ++i) {
-    std::string line = fmt::format(
-        R"({{"transaction_id":"{}","row":{},"time":"{}",{},"inputs":{},"outputs":{},)"
-        R"("latency_ms":{:.4f}}})",
-        transaction_id, i, time, variant.log_fields,
-        rows[i].dump(-1, ' ', false, json::error_handler_t::replace),
-        i < predictions.size() ? predictions[i].dump(-1, ' ', false, json::error_handler_t::replace)
-                               : "null",
-        latency_ms);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    std::string line;
+    line.reserve(160 + variant.log_fields.size() + inputs[i].size() +
+                 (i < outputs.size() ? outputs[i].size() : 4));
+    line += R"({"transaction_id":")";
+    line += transaction_id;
+    line += R"(","row":)";
+    line += std::to_string(i);
+    line += R"(,"time":")";
+    line += time;
+    line += R"(",)";
+    line += variant.log_fields;
+    line += R"(,"inputs":)";
+    line += inputs[i];
+    line += R"(,"outputs":)";
+    line += i < outputs.size() ? std::string_view(outputs[i]) : std::string_view("null");
+    fmt::format_to(std::back_inserter(line), R"(,"latency_ms":{:.4f}}})", latency_ms);
     log_->Append(std::move(line), at);
   }
 }
@@ -463,7 +523,7 @@ void InferenceService::ShadowLoop() {
       const auto took = std::chrono::steady_clock::now() - start;
       v.metrics->Record(p.ok() ? 200 : StatusFor(p.status()), absl::FromChrono(took));
       if (p.ok() && log_ != nullptr) {
-        LogRows(v, job.transaction_id, job.at, *job.rows, *p,
+        LogRows(v, job.transaction_id, job.at, JsonTexts(*job.rows), JsonTexts(*p),
                 std::chrono::duration<double, std::milli>(took).count());
       }
     }

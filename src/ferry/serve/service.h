@@ -27,6 +27,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "ferry/audit/inference_log.h"
 #include "ferry/common/clock.h"
@@ -73,8 +74,10 @@ class InferenceService final : public Handler {
   void Metadata(std::string_view name, const EndpointSnapshot* snap, Response& response);
   bool Authorize(const Request& request, std::string_view role, const EndpointSnapshot& snap,
                  Response& response);
+  // One log line per row; `inputs` and `outputs` are the rows and predictions as JSON texts.
   void LogRows(const HostedVariant& variant, const std::string& transaction_id, absl::Time at,
-               const nlohmann::json& rows, const nlohmann::json& predictions, double latency_ms);
+               const std::vector<std::string>& inputs, const std::vector<std::string>& outputs,
+               double latency_ms);
   void ShadowLoop();
 
   const ServiceOptions options_;
