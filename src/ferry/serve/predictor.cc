@@ -393,6 +393,8 @@ absl::StatusOr<TypedRows> ParseJsonTable(std::string_view body, const ServedMode
           out.table.mutable_column(c).AppendNull();
           continue;
         }
+        // The required columns are model.inputs, so this holds unless the two disagree.
+        if (value == values.end()) return ArityError("instances", i, model, values.size());
         FERRY_RETURN_IF_ERROR(AppendValue(out.table, c, i, *value));
         if (text.size() > 1) text += ',';
         text += typed.quoted_names[c];
