@@ -17,33 +17,17 @@ using nlohmann::json;
 
 class BundlePredictor final : public Predictor {
  public:
-  // InvalidArgument when the bundle's input_schema names an unknown type.
-  static absl::StatusOr<std::shared_ptr<Predictor>> Create(model::Bundle bundle) {
-    TypedInput typed;
-    FERRY_ASSIGN_OR_RETURN(
-        typed.columns, model::ParseInputSchema(bundle.meta.value("input_schema", json::array())));
-    const std::vector<std::string> optional = model::OptionalInputs(bundle.meta);
-    for (const model::InputColumn& c : typed.columns) {
-      if (std::count_if(typed.columns.begin(), typed.columns.end(),
-                        [&](const model::InputColumn& o) { return o.name == c.name; }) > 1) {
-        return absl::InvalidArgumentError(
-            fmt::format("the bundle's input_schema lists column '{}' twice", c.name));
-      }
-      typed.required.push_back(std::find(optional.begin(), optional.end(), c.name) ==
-                               optional.end());
-      typed.quoted_names.push_back(
-          json(c.name).dump(-1, ' ', false, json::error_handler_t::replace));
-    }
-    return std::shared_ptr<Predictor>(new BundlePredictor(std::move(bundle), std::move(typed)));
-  }
+  // `columns`: the bundle's input_schema, read once (ReadTypedInput).
+  BundlePredictor(model::Bundle bundle, std::vector<model::InputColumn> columns)
+      : bundle_(std::move(bundle)), columns_(std::move(columns)) {}
 
   absl::StatusOr<json> Predict(const json& rows) override {
-    FERRY_ASSIGN_OR_RETURN(data::Table raw, model::InstancesToTable(rows, typed_.columns));
+    FERRY_ASSIGN_OR_RETURN(data::Table raw, model::InstancesToTable(rows, columns_));
     FERRY_ASSIGN_OR_RETURN(model::Predictions p, PredictTable(std::move(raw)));
     return model::PredictionsToJson(p);
   }
   bool Ready() const override { return true; }
-  const TypedInput* typed_input() const override { return &typed_; }
+  bool ScoresTables() const override { return true; }
   absl::StatusOr<model::Predictions> PredictTable(data::Table raw) override {
     FERRY_ASSIGN_OR_RETURN(data::Table features,
                            model::PrepareFeatures(bundle_.meta, std::move(raw)));
@@ -51,11 +35,8 @@ class BundlePredictor final : public Predictor {
   }
 
  private:
-  BundlePredictor(model::Bundle bundle, TypedInput typed)
-      : bundle_(std::move(bundle)), typed_(std::move(typed)) {}
-
   const model::Bundle bundle_;
-  const TypedInput typed_;  // input_schema, read once
+  const std::vector<model::InputColumn> columns_;
 };
 
 std::string InputNames(const std::vector<InputFeature>& inputs) {
@@ -67,27 +48,11 @@ std::string InputNames(const std::vector<InputFeature>& inputs) {
   return out;
 }
 
-// The errors of a request row that does not fit the model, worded once for both parsers.
-absl::Status ArityError(std::string_view field, size_t index, const ServedModel& model,
-                        size_t got) {
+// A row that does not have the model's number of input values (SageMaker JSON arrays).
+absl::Status ArityError(size_t index, const ServedModel& model, size_t got) {
   return absl::InvalidArgumentError(
-      fmt::format("{}[{}]: expected {} values in the model's input order ({}), got {}", field,
+      fmt::format("instances[{}]: expected {} values in the model's input order ({}), got {}",
                   index, model.inputs.size(), InputNames(model.inputs), got));
-}
-absl::Status NotARowError(std::string_view field, size_t index, std::string_view got_type) {
-  return absl::InvalidArgumentError(fmt::format(
-      "{}[{}]: a row is an object keyed by feature name or an array in input order, got {}", field,
-      index, got_type));
-}
-absl::Status UnknownFeatureError(std::string_view field, size_t index, std::string_view key,
-                                 const ServedModel& model) {
-  return absl::InvalidArgumentError(
-      fmt::format("{}[{}]: unknown feature '{}'; the model's inputs are {}", field, index, key,
-                  InputNames(model.inputs)));
-}
-absl::Status MissingFeatureError(std::string_view field, size_t index, std::string_view name) {
-  return absl::InvalidArgumentError(fmt::format(
-      "{}[{}]: missing feature '{}' (send null for a missing value)", field, index, name));
 }
 absl::Status NotInstancesError() {
   return absl::InvalidArgumentError(
@@ -96,48 +61,6 @@ absl::Status NotInstancesError() {
 }
 absl::Status EmptyBatchError(std::string_view field) {
   return absl::InvalidArgumentError(fmt::format("{}: empty batch: send at least one row", field));
-}
-
-// Makes one request row (object or array) an object keyed by exactly the model's inputs, in
-// place: the request path does not copy rows. `field`[`index`] names it in errors.
-absl::Status NormaliseRow(json& row, const ServedModel& model, std::string_view field,
-                          size_t index) {
-  const std::vector<InputFeature>& inputs = model.inputs;
-  if (row.is_array()) {
-    if (row.size() != inputs.size()) return ArityError(field, index, model, row.size());
-    json out = json::object();
-    for (size_t i = 0; i < inputs.size(); ++i) out[inputs[i].name] = std::move(row[i]);
-    row = std::move(out);
-    return absl::OkStatus();
-  }
-  if (!row.is_object()) return NotARowError(field, index, row.type_name());
-  size_t required = 0;
-  for (const auto& [key, value] : row.items()) {
-    bool known = false;
-    for (const InputFeature& f : inputs) {
-      if (f.name == key) {
-        known = true;
-        ++required;
-        break;
-      }
-    }
-    for (const std::string& o : model.optional_inputs) known = known || o == key;
-    if (!known) return UnknownFeatureError(field, index, key, model);
-  }
-  if (required != inputs.size()) {
-    for (const InputFeature& f : inputs) {
-      if (!row.contains(f.name)) return MissingFeatureError(field, index, f.name);
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<json> NormaliseRows(json rows, const ServedModel& model, std::string_view field) {
-  if (rows.empty()) return EmptyBatchError(field);
-  for (size_t i = 0; i < rows.size(); ++i) {
-    FERRY_RETURN_IF_ERROR(NormaliseRow(rows[i], model, field, i));
-  }
-  return rows;
 }
 
 // --- The typed path: simdjson's DOM straight into columns ---
@@ -274,13 +197,21 @@ absl::StatusOr<json> ParseJsonBody(std::string_view body) {
   return doc;
 }
 
-absl::StatusOr<std::shared_ptr<Predictor>> NewBundlePredictor(const std::string& folder) {
-  FERRY_ASSIGN_OR_RETURN(model::Bundle bundle, model::LoadBundle(folder));
-  if (bundle.model == nullptr) {
-    return absl::FailedPreconditionError(
-        fmt::format("the bundle in {} has no in-process model", folder));
+absl::StatusOr<TypedInput> ReadTypedInput(const json& meta) {
+  TypedInput typed;
+  FERRY_ASSIGN_OR_RETURN(typed.columns,
+                         model::ParseInputSchema(meta.value("input_schema", json::array())));
+  const std::vector<std::string> optional = model::OptionalInputs(meta);
+  for (const model::InputColumn& c : typed.columns) {
+    if (std::count_if(typed.columns.begin(), typed.columns.end(),
+                      [&](const model::InputColumn& o) { return o.name == c.name; }) > 1) {
+      return absl::InvalidArgumentError(
+          fmt::format("the bundle's input_schema lists column '{}' twice", c.name));
+    }
+    typed.required.push_back(std::find(optional.begin(), optional.end(), c.name) == optional.end());
+    typed.quoted_names.push_back(json(c.name).dump(-1, ' ', false, json::error_handler_t::replace));
   }
-  return BundlePredictor::Create(std::move(bundle));
+  return typed;
 }
 
 absl::StatusOr<std::shared_ptr<const ServedModel>> LoadServedModel(
@@ -304,17 +235,17 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> LoadServedModel(
   served->meta = bundle->meta;
   served->type = bundle->meta.value("type", "");
   served->optional_inputs = model::OptionalInputs(bundle->meta);
-  for (const json& c : bundle->meta.value("input_schema", json::array())) {
-    const std::string name = c.value("name", "");
-    if (std::find(served->optional_inputs.begin(), served->optional_inputs.end(), name) ==
-        served->optional_inputs.end()) {
-      served->inputs.push_back({name, c.value("type", "float64")});
-    }
+  absl::StatusOr<TypedInput> typed = ReadTypedInput(bundle->meta);
+  if (!typed.ok()) return named(typed.status());
+  served->typed = *std::move(typed);
+  for (size_t c = 0; c < served->typed.columns.size(); ++c) {
+    if (!served->typed.required[c]) continue;
+    const model::InputColumn& col = served->typed.columns[c];
+    served->inputs.push_back({col.name, std::string(data::TypeName(col.type))});
   }
   if (bundle->model != nullptr) {
-    absl::StatusOr<std::shared_ptr<Predictor>> p = BundlePredictor::Create(std::move(*bundle));
-    if (!p.ok()) return named(p.status());
-    served->predictor = std::move(*p);
+    served->predictor =
+        std::make_shared<BundlePredictor>(*std::move(bundle), served->typed.columns);
   } else if (external) {
     absl::StatusOr<std::shared_ptr<Predictor>> p = external(*served);
     if (!p.ok()) return named(p.status());
@@ -328,25 +259,8 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> LoadServedModel(
   return std::shared_ptr<const ServedModel>(std::move(served));
 }
 
-absl::StatusOr<json> ParseJsonRows(std::string_view body, const ServedModel& model) {
-  FERRY_ASSIGN_OR_RETURN(json doc, ParseJsonBody(body));
-  if (doc.is_array()) return NormaliseRows(std::move(doc), model, "instances");
-  if (!doc.is_object() || !doc.contains("instances")) return NotInstancesError();
-  json& instances = doc["instances"];
-  if (instances.is_object()) {
-    json one = json::array();
-    one.push_back(std::move(instances));
-    return NormaliseRows(std::move(one), model, "instances");
-  }
-  if (!instances.is_array()) {
-    return absl::InvalidArgumentError(
-        fmt::format("instances: expected an array of rows, got {}", instances.type_name()));
-  }
-  return NormaliseRows(std::move(instances), model, "instances");
-}
-
-absl::StatusOr<TypedRows> ParseJsonTable(std::string_view body, const ServedModel& model,
-                                         const TypedInput& typed) {
+absl::StatusOr<TypedRows> ParseJsonTable(std::string_view body, const ServedModel& model) {
+  const TypedInput& typed = model.typed;
   // One parser per event loop thread: its buffers are reused from request to request.
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element doc;
@@ -383,7 +297,7 @@ absl::StatusOr<TypedRows> ParseJsonTable(std::string_view body, const ServedMode
   auto read_row = [&](simdjson::dom::element row, size_t i) -> absl::Status {
     if (simdjson::dom::array values; row.get(values) == simdjson::SUCCESS) {
       if (values.size() != model.inputs.size()) {
-        return ArityError("instances", i, model, values.size());
+        return ArityError(i, model, values.size());
       }
       // Echoed and logged as an object by feature name, as an object row is.
       std::string& text = out.inputs.emplace_back("{");
@@ -394,7 +308,7 @@ absl::StatusOr<TypedRows> ParseJsonTable(std::string_view body, const ServedMode
           continue;
         }
         // The required columns are model.inputs, so this holds unless the two disagree.
-        if (value == values.end()) return ArityError("instances", i, model, values.size());
+        if (value == values.end()) return ArityError(i, model, values.size());
         FERRY_RETURN_IF_ERROR(AppendValue(out.table, c, i, *value));
         if (text.size() > 1) text += ',';
         text += typed.quoted_names[c];
@@ -406,7 +320,12 @@ absl::StatusOr<TypedRows> ParseJsonTable(std::string_view body, const ServedMode
       return absl::OkStatus();
     }
     simdjson::dom::object object;
-    if (row.get(object)) return NotARowError("instances", i, TypeName(row));
+    if (row.get(object)) {
+      return absl::InvalidArgumentError(fmt::format(
+          "instances[{}]: a row is an object keyed by feature name or an array in input order, "
+          "got {}",
+          i, TypeName(row)));
+    }
     std::fill(seen.begin(), seen.end(), 0);
     size_t k = 0;
     for (simdjson::dom::key_value_pair field : object) {
@@ -416,7 +335,11 @@ absl::StatusOr<TypedRows> ParseJsonTable(std::string_view body, const ServedMode
       for (size_t j = 0; c == cols.size() && j < cols.size(); ++j) {
         if (cols[j].name == field.key) c = j;
       }
-      if (c == cols.size()) return UnknownFeatureError("instances", i, field.key, model);
+      if (c == cols.size()) {
+        return absl::InvalidArgumentError(
+            fmt::format("instances[{}]: unknown feature '{}'; the model's inputs are {}", i,
+                        field.key, InputNames(model.inputs)));
+      }
       if (seen[c]) {
         return absl::InvalidArgumentError(
             fmt::format("instances[{}]: feature '{}' is given twice", i, field.key));
@@ -426,7 +349,11 @@ absl::StatusOr<TypedRows> ParseJsonTable(std::string_view body, const ServedMode
     }
     for (size_t c = 0; c < cols.size(); ++c) {
       if (seen[c]) continue;
-      if (typed.required[c]) return MissingFeatureError("instances", i, cols[c].name);
+      if (typed.required[c]) {
+        return absl::InvalidArgumentError(
+            fmt::format("instances[{}]: missing feature '{}' (send null for a missing value)", i,
+                        cols[c].name));
+      }
       out.table.mutable_column(c).AppendNull();
     }
     out.inputs.push_back(simdjson::minify(row));

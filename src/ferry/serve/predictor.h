@@ -2,18 +2,20 @@
 // Predictor: one model version loaded for serving, and the parsing of request bodies into rows.
 //
 // A Predictor answers rows (a JSON array of objects keyed by the model's input features, already
-// checked by ParseRows*) with one prediction object per row, in the form of
-// model::PredictionsToJson: {"label": "1", "probabilities": {"0": 0.12, "1": 0.88}} or
-// {"value": 41.5}. Built-in models score in-process through the same code path as the evaluate
-// step's serving-parity gate (model/bundle.h); external (Python) models are served by worker
-// processes (worker_pool.h). Implementations are thread-safe: Predict is called concurrently
-// from every event loop.
+// checked by ParseJsonTable / ParseCsvRows / ParseV2Rows) with one prediction object per row, in
+// the form of model::PredictionsToJson: {"label": "1", "probabilities": {"0": 0.12, "1": 0.88}}
+// or {"value": 41.5}. Built-in models score in-process through the same code path as the
+// evaluate step's serving-parity gate (model/bundle.h), and also take the rows as a typed table
+// (PredictTable), so that a JSON request builds no document; external (Python) models are served
+// by worker processes (worker_pool.h). Implementations are thread-safe: Predict is called
+// concurrently from every event loop.
 //
 // Example:
 //   FERRY_ASSIGN_OR_RETURN(auto loaded, LoadServedModel(store, lake, "churn", 7));
-//   FERRY_ASSIGN_OR_RETURN(nlohmann::json rows,
-//                          ParseJsonRows(R"({"instances": [{"tenure": 3}]})", *loaded));
-//   FERRY_ASSIGN_OR_RETURN(nlohmann::json predictions, loaded->predictor->Predict(rows));
+//   FERRY_ASSIGN_OR_RETURN(TypedRows rows,
+//                          ParseJsonTable(R"({"instances": [{"tenure": 3}]})", *loaded));
+//   FERRY_ASSIGN_OR_RETURN(model::Predictions p,
+//                          loaded->predictor->PredictTable(std::move(rows.table)));
 
 #include <cstdint>
 #include <functional>
@@ -31,14 +33,6 @@
 
 namespace ferry::serve {
 
-// The columns an in-process model reads a request into (model.json's input_schema, read once),
-// for the typed request path (ParseJsonTable).
-struct TypedInput {
-  std::vector<model::InputColumn> columns;  // input_schema's order
-  std::vector<bool> required;               // false for the optional inputs
-  std::vector<std::string> quoted_names;    // each name as a JSON string, for echoed rows
-};
-
 class Predictor {
  public:
   virtual ~Predictor() = default;
@@ -47,12 +41,20 @@ class Predictor {
   virtual absl::StatusOr<nlohmann::json> Predict(const nlohmann::json& rows) = 0;
   virtual bool Ready() const = 0;
 
-  // The typed path, for models that score in-process: their input columns, and the scoring of a
-  // table of them (a ParseJsonTable result) with the errors of Predict. A request on this path
-  // builds no JSON document. Null and Unimplemented for the others (external workers).
-  virtual const TypedInput* typed_input() const { return nullptr; }
+  // In-process models also score a table of their input columns (ParseJsonTable's) with the
+  // errors of Predict; the others say false and answer Unimplemented.
+  virtual bool ScoresTables() const { return false; }
   virtual absl::StatusOr<model::Predictions> PredictTable(data::Table raw);
 };
+
+// The columns a request is read into (model.json's input_schema, read once when the model loads).
+struct TypedInput {
+  std::vector<model::InputColumn> columns;  // input_schema's order
+  std::vector<bool> required;               // false for the optional inputs
+  std::vector<std::string> quoted_names;    // each name as a JSON string, for echoed rows
+};
+// InvalidArgument when input_schema names an unknown type or a column twice.
+absl::StatusOr<TypedInput> ReadTypedInput(const nlohmann::json& meta);
 
 // One input feature of a model, as a request carries it (model.json's input_schema).
 struct InputFeature {
@@ -71,6 +73,7 @@ struct ServedModel {
   // Columns of the input schema that the bundled transform drops first (an id, a date): a
   // request may carry them (they are ignored) or leave them out.
   std::vector<std::string> optional_inputs;
+  TypedInput typed;  // the same input_schema, typed
   std::shared_ptr<Predictor> predictor;
 };
 
@@ -85,33 +88,29 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> LoadServedModel(
     state::StateStore& store, storage::ArtifactStore& lake, const std::string& model,
     int64_t version, const ExternalPredictorFactory& external);
 
-// The in-process predictor of a loaded bundle folder (built-in types).
-absl::StatusOr<std::shared_ptr<Predictor>> NewBundlePredictor(const std::string& folder);
-
 // --- Request bodies -> rows (a JSON array of objects with exactly the model's inputs) ---
 //
 // Errors are InvalidArgument naming the field: "instances[2]: unknown feature 'plann'; the
 // model's inputs are tenure, plan, charges", "instances[0]: missing feature 'plan'",
 // "instances[1]: expected 3 values in the model's input order (tenure, plan, charges), got 2",
-// "instances: empty batch". Value types are checked when the rows are scored (model/bundle.h).
-
-// The rows of a SageMaker-style JSON body (as ParseJsonRows takes it, with its errors, and a
-// feature given twice in a row refused) read straight into `typed`'s columns, each value typed
-// as model::InstancesToTable types it; optional inputs left out are nulls. `inputs` holds each
-// row as a JSON object by feature name, for the echoed inputs and the inference log.
-struct TypedRows {
-  data::Table table;
-  std::vector<std::string> inputs;
-};
-absl::StatusOr<TypedRows> ParseJsonTable(std::string_view body, const ServedModel& model,
-                                         const TypedInput& typed);
+// "instances: empty batch". Value types are checked as a JSON body is read, and when the rows of
+// the other formats are scored (model/bundle.h).
 
 // Parses a JSON body without throwing: InvalidArgument with the parser's message (byte offset).
 absl::StatusOr<nlohmann::json> ParseJsonBody(std::string_view body);
 
 // SageMaker-style JSON: {"instances": [row, ...]} or a bare [row, ...]; a row is an object keyed
-// by feature name or an array in input order. {"instances": row} (one object) is one row.
-absl::StatusOr<nlohmann::json> ParseJsonRows(std::string_view body, const ServedModel& model);
+// by feature name or an array in input order. {"instances": row} (one object) is one row. The
+// rows are read straight into model.typed's columns (simdjson, no document), each value typed as
+// model::InstancesToTable types it; optional inputs left out are nulls; a feature given twice in
+// a row is refused. `inputs` holds each row as a JSON object by feature name (an object row as
+// sent, minified), for the echoed inputs, the inference log and predictors that take documents.
+struct TypedRows {
+  data::Table table;
+  std::vector<std::string> inputs;
+};
+absl::StatusOr<TypedRows> ParseJsonTable(std::string_view body, const ServedModel& model);
+
 // text/csv: one row per line in input order, no header (a first line equal to the input names is
 // skipped); empty fields are nulls; values are typed by the inputs.
 absl::StatusOr<nlohmann::json> ParseCsvRows(std::string_view body, const ServedModel& model);

@@ -1,5 +1,6 @@
-// The typed request path (ParseJsonTable) against the document path it stands in for
-// (ParseJsonRows + model::InstancesToTable): same tables, same errors, rows echoed by name.
+// The JSON request path (ParseJsonTable) against the document path of `ferry predict` and the
+// evaluate step's parity gate (model::InstancesToTable): same tables; errors naming the field;
+// rows echoed by name.
 #include "ferry/serve/predictor.h"
 
 #include <string>
@@ -19,7 +20,7 @@ using ::testing::HasSubstr;
 // (a column its transform drops first) at the front of the input schema.
 struct Fixture {
   ServedModel model;
-  TypedInput typed;
+  TypedInput& typed = model.typed;
   Fixture() {
     model.inputs = {{"tenure", "int64"}, {"plan", "string"}, {"charges", "float64"}};
     model.optional_inputs = {"id"};
@@ -42,7 +43,7 @@ TEST(ParseJsonTable, ReadsObjectAndArrayRowsIntoTypedColumns) {
       R"({"instances": [{"tenure": 3, "plan": "pro", "charges": 71.5},
                         {"charges": 20, "plan": "basic", "tenure": 12.0, "id": "c-9"},
                         [40, "pro", null]]})";
-  absl::StatusOr<TypedRows> got = ParseJsonTable(body, f.model, f.typed);
+  absl::StatusOr<TypedRows> got = ParseJsonTable(body, f.model);
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(Rows(got->table), json::parse(R"([
       {"id": null, "tenure": 3, "plan": "pro", "charges": 71.5},
@@ -59,23 +60,24 @@ TEST(ParseJsonTable, ReadsObjectAndArrayRowsIntoTypedColumns) {
 
 TEST(ParseJsonTable, MatchesTheDocumentPath) {
   Fixture f;
-  const std::vector<model::InputColumn> schema = f.typed.columns;
-  for (const char* body : {
-           R"([{"tenure": 1, "plan": "a", "charges": 1.25}, [2, "b", 3]])",
-           R"({"instances": {"plan": "x", "tenure": -7, "charges": 1e3, "id": "z"}})",
-           R"({"instances": [{"tenure": null, "plan": null, "charges": null}]})",
-           R"({"instances": [{"tenure": 9007199254740993, "plan": "\u00e9\n", "charges": -0.0}]})",
-       }) {
+  for (
+      const char* body : {
+          R"([{"tenure": 1, "plan": "a", "charges": 1.25}, {"charges": 3, "plan": "b", "tenure": 2}])",
+          R"({"instances": {"plan": "x", "tenure": -7, "charges": 1e3, "id": "z"}})",
+          R"({"instances": [{"tenure": null, "plan": null, "charges": null}]})",
+          R"({"instances": [{"tenure": 9007199254740993, "plan": "\u00e9\n", "charges": -0.0}]})",
+      }) {
     SCOPED_TRACE(body);
-    absl::StatusOr<TypedRows> typed = ParseJsonTable(body, f.model, f.typed);
+    absl::StatusOr<TypedRows> typed = ParseJsonTable(body, f.model);
     ASSERT_TRUE(typed.ok()) << typed.status();
-    absl::StatusOr<json> rows = ParseJsonRows(body, f.model);
-    ASSERT_TRUE(rows.ok()) << rows.status();
-    absl::StatusOr<data::Table> table = model::InstancesToTable(*rows, schema);
+    json doc = json::parse(body);
+    json rows = doc.is_array() ? doc : doc["instances"];
+    if (rows.is_object()) rows = json::array({rows});  // {"instances": row} is one row
+    absl::StatusOr<data::Table> table = model::InstancesToTable(rows, f.typed.columns);
     ASSERT_TRUE(table.ok()) << table.status();
     EXPECT_EQ(Rows(typed->table), Rows(*table));
-    ASSERT_EQ(typed->inputs.size(), rows->size());
-    for (size_t i = 0; i < rows->size(); ++i) EXPECT_EQ(json::parse(typed->inputs[i]), (*rows)[i]);
+    ASSERT_EQ(typed->inputs.size(), rows.size());
+    for (size_t i = 0; i < rows.size(); ++i) EXPECT_EQ(json::parse(typed->inputs[i]), rows[i]);
   }
 }
 
@@ -112,7 +114,7 @@ TEST(ParseJsonTable, BadRowsAreInvalidArgumentNamingTheField) {
             "instances[0].charges: expected a number (float64), got [2]"},
        }) {
     SCOPED_TRACE(c.body);
-    absl::StatusOr<TypedRows> got = ParseJsonTable(c.body, f.model, f.typed);
+    absl::StatusOr<TypedRows> got = ParseJsonTable(c.body, f.model);
     ASSERT_FALSE(got.ok());
     EXPECT_EQ(got.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(got.status().message(), HasSubstr(c.message));

@@ -70,6 +70,13 @@ std::vector<std::string> JsonTexts(const json& docs) {
   return out;
 }
 
+// The inverse: rows as JSON texts (ParseJsonTable's, valid JSON) as a document.
+json JsonRows(const std::vector<std::string>& texts) {
+  json rows = json::array();
+  for (const std::string& text : texts) rows.push_back(json::parse(text, nullptr, false));
+  return rows;
+}
+
 // Appends [a,b,...] of JSON texts.
 void AppendJsonArray(std::string& out, const std::vector<std::string>& texts) {
   out += '[';
@@ -339,9 +346,10 @@ void InferenceService::Invoke(const Request& request, Response& response, Format
   const HostedVariant& variant = *snap->Pick(sticky.empty() ? NextRandom() : Fnv1a(sticky));
   const ServedModel& model = *variant.model;
 
-  // Rows and predictions as the JSON texts that the response carries and the log records. The
-  // typed path (SageMaker JSON to an in-process model) writes them without building a document;
-  // the others (CSV, v2, external models) parse and predict documents, and render these from them.
+  // Rows and predictions as the JSON texts that the response carries and the log records. A
+  // SageMaker JSON body is read straight into typed columns (with each row's text); an in-process
+  // model scores those, so the request builds no JSON document. The others (CSV, v2, Python
+  // models) predict documents, and the texts are rendered from them.
   std::vector<std::string> inputs, outputs;
   json rows, predictions, v2_request;
   const std::string_view type = request.HeaderValue("Content-Type");
@@ -351,43 +359,44 @@ void InferenceService::Invoke(const Request& request, Response& response, Format
     return fail(variant.metrics, 415, "unsupported_media_type",
                 fmt::format("Content-Type {}: send application/json or text/csv", type));
   }
-  const TypedInput* typed =
-      format == Format::kSageMaker && !csv ? model.predictor->typed_input() : nullptr;
-  if (typed != nullptr) {
-    absl::StatusOr<TypedRows> parsed = ParseJsonTable(request.body, model, *typed);
-    if (!parsed.ok())
-      return fail(variant.metrics, 400, "invalid_input", std::string(parsed.status().message()));
-    absl::StatusOr<model::Predictions> p = model.predictor->PredictTable(std::move(parsed->table));
-    if (!p.ok()) {
-      const int status = StatusFor(p.status());
-      return fail(variant.metrics, status, CodeFor(status), std::string(p.status().message()));
-    }
+  const bool typed = format == Format::kSageMaker && !csv && model.predictor->ScoresTables();
+  auto failed = [&](const absl::Status& s) {
+    const int status = StatusFor(s);
+    fail(variant.metrics, status, CodeFor(status), std::string(s.message()));
+  };
+  if (format == Format::kSageMaker && !csv) {
+    absl::StatusOr<TypedRows> parsed = ParseJsonTable(request.body, model);
+    if (!parsed.ok()) return failed(parsed.status());
     inputs = std::move(parsed->inputs);
-    outputs = model::PredictionTexts(*p);
+    if (typed) {
+      absl::StatusOr<model::Predictions> p =
+          model.predictor->PredictTable(std::move(parsed->table));
+      if (!p.ok()) return failed(p.status());
+      outputs = model::PredictionTexts(*p);
+    } else {
+      rows = JsonRows(inputs);
+    }
   } else {
     absl::StatusOr<json> parsed;
     if (format == Format::kV2) {
       absl::StatusOr<json> doc = ParseJsonBody(request.body);
-      if (!doc.ok())
-        return fail(variant.metrics, 400, "invalid_input", std::string(doc.status().message()));
+      if (!doc.ok()) return failed(doc.status());
       v2_request = std::move(*doc);
       parsed = ParseV2Rows(v2_request, model);
     } else {
-      parsed = csv ? ParseCsvRows(request.body, model) : ParseJsonRows(request.body, model);
+      parsed = ParseCsvRows(request.body, model);
     }
-    if (!parsed.ok())
-      return fail(variant.metrics, 400, "invalid_input", std::string(parsed.status().message()));
+    if (!parsed.ok()) return failed(parsed.status());
     rows = std::move(*parsed);
+  }
+  if (!typed) {
     absl::StatusOr<json> p = model.predictor->Predict(rows);
-    if (!p.ok()) {
-      const int status = StatusFor(p.status());
-      return fail(variant.metrics, status, CodeFor(status), std::string(p.status().message()));
-    }
+    if (!p.ok()) return failed(p.status());
     predictions = std::move(*p);
   }
   auto render_texts = [&] {
-    if (typed != nullptr || !outputs.empty()) return;
-    inputs = JsonTexts(rows);
+    if (!outputs.empty()) return;
+    if (inputs.empty()) inputs = JsonTexts(rows);
     outputs = JsonTexts(predictions);
   };
 
@@ -466,10 +475,7 @@ void InferenceService::Invoke(const Request& request, Response& response, Format
             std::chrono::duration<double, std::milli>(took).count());
   }
   if (!snap->shadows.empty()) {
-    if (typed != nullptr) {  // the shadows' predictors take documents
-      rows = json::array();
-      for (const std::string& text : inputs) rows.push_back(json::parse(text, nullptr, false));
-    }
+    if (typed) rows = JsonRows(inputs);  // the shadows' predictors take documents
     auto shared_rows = std::make_shared<const json>(std::move(rows));
     std::lock_guard<std::mutex> lock(shadow_mu_);
     if (shadow_jobs_.size() >= options_.shadow_queue) {
